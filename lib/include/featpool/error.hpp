@@ -1,0 +1,31 @@
+#pragma once
+// featpool's one exception type. It carries the file and tensor a failure is
+// about, so every message the user sees reads `FILE[:TENSOR]: reason`.
+
+#include <stdexcept>
+#include <string>
+
+namespace featpool {
+
+class error : public std::runtime_error {
+ public:
+  error(std::string file, std::string tensor, std::string reason);
+  error(std::string file, std::string reason) : error(std::move(file), {}, std::move(reason)) {}
+
+  const std::string& file() const noexcept { return file_; }
+  const std::string& tensor() const noexcept { return tensor_; }
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string file_;
+  std::string tensor_;
+  std::string reason_;
+};
+
+// Bad command-line usage (exit 2): a malformed value, incompatible flags.
+class usage_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace featpool

@@ -1,0 +1,72 @@
+#pragma once
+// The format-neutral view of a tensor file: what it holds (tensor_info) and
+// how to stream one tensor's elements (block_reader). The npy, npz and hdf5
+// modules implement tensor_source; everything downstream of discovery sees
+// only these types.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "featpool/dtype.hpp"
+
+namespace featpool {
+
+enum class file_format { npy, npz, hdf5 };
+
+// Memory order of the elements as stored: C (last axis fastest) or Fortran.
+enum class memory_order { c, fortran };
+
+std::string_view file_format_name(file_format format);
+
+// Readers hand out blocks of about this size: big enough to amortise calls,
+// small enough that memory stays bounded whatever the tensor's size.
+inline constexpr std::size_t kBlockBytes = std::size_t{4} << 20;
+
+// Tensors of higher rank are refused, as numpy refuses them.
+inline constexpr std::size_t kMaxRank = 32;
+
+struct tensor_info {
+  std::string file;                   // the path as the user named it
+  std::string name;                   // HDF5 dataset path, NPZ member, or NPY stem
+  file_format format = file_format::npy;
+  std::vector<std::uint64_t> shape;   // empty for a scalar
+  std::optional<dtype> type;          // set only for numeric (poolable) tensors
+  std::string dtype_string;           // numpy's name, or numpy's dtype string
+  byte_order stored_byte_order = byte_order::none;
+  memory_order order = memory_order::c;
+  std::uint64_t nbytes = 0;           // element count times numpy's item size
+  std::optional<std::vector<std::uint64_t>> chunks;  // HDF5 chunk shape
+  std::vector<std::string> filters;   // HDF5 filter pipeline, in order
+  nlohmann::json attributes;          // HDF5 attributes by name; null elsewhere
+
+  bool numeric() const noexcept { return type.has_value(); }
+  std::uint64_t element_count() const noexcept;
+};
+
+// Streams one tensor's elements: native byte order, the tensor's memory
+// order, every block a whole number of elements.
+class block_reader {
+ public:
+  virtual ~block_reader() = default;
+  // The next block; empty once all elements were handed out. The bytes stay
+  // valid until the next call.
+  virtual std::span<const std::byte> next() = 0;
+};
+
+// One opened input file (or stream) and the tensors it holds.
+class tensor_source {
+ public:
+  virtual ~tensor_source() = default;
+  virtual const std::vector<tensor_info>& tensors() const = 0;
+  // Opens a reader for tensors()[index], which must be numeric.
+  virtual std::unique_ptr<block_reader> open(std::size_t index) = 0;
+};
+
+}  // namespace featpool

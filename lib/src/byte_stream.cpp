@@ -1,0 +1,48 @@
+#include "featpool/byte_stream.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "featpool/error.hpp"
+
+namespace featpool {
+
+fd_stream::fd_stream(int fd, std::string file, bool owned)
+    : fd_(fd), file_(std::move(file)), owned_(owned) {
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
+    size_ = static_cast<std::uint64_t>(st.st_size);
+  }
+}
+
+fd_stream::~fd_stream() {
+  if (owned_) ::close(fd_);
+}
+
+std::size_t fd_stream::read(std::span<std::byte> buffer) {
+  std::size_t done = 0;
+  while (done < buffer.size()) {
+    ssize_t got = ::read(fd_, buffer.data() + done, buffer.size() - done);
+    if (got == 0) break;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw error(file_, std::string("read failed: ") + std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  return done;
+}
+
+std::size_t memory_stream::read(std::span<std::byte> buffer) {
+  std::size_t n = std::min(buffer.size(), bytes_.size() - offset_);
+  std::copy_n(bytes_.data() + offset_, n, buffer.data());
+  offset_ += n;
+  return n;
+}
+
+}  // namespace featpool

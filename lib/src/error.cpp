@@ -1,0 +1,24 @@
+#include "featpool/error.hpp"
+
+#include <utility>
+
+namespace featpool {
+namespace {
+
+std::string compose(const std::string& file, const std::string& tensor,
+                    const std::string& reason) {
+  std::string what = file;
+  if (!tensor.empty()) what += ":" + tensor;
+  if (!what.empty()) what += ": ";
+  return what + reason;
+}
+
+}  // namespace
+
+error::error(std::string file, std::string tensor, std::string reason)
+    : std::runtime_error(compose(file, tensor, reason)),
+      file_(std::move(file)),
+      tensor_(std::move(tensor)),
+      reason_(std::move(reason)) {}
+
+}  // namespace featpool

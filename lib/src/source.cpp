@@ -1,0 +1,24 @@
+#include "featpool/source.hpp"
+
+
+namespace featpool {
+
+std::string_view file_format_name(file_format format) {
+  switch (format) {
+    case file_format::npy:
+      break;
+    case file_format::npz:
+      return "npz";
+    case file_format::hdf5:
+      return "hdf5";
+  }
+  return "npy";
+}
+
+std::uint64_t tensor_info::element_count() const noexcept {
+  std::uint64_t count = 1;
+  for (auto extent : shape) count *= extent;  // formats check for overflow on open
+  return count;
+}
+
+}  // namespace featpool

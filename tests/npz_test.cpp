@@ -1,0 +1,1 @@
+// Placeholder until the NPZ tests land.
