@@ -5,8 +5,7 @@
 namespace featpool {
 namespace {
 
-std::string compose(const std::string& file, const std::string& tensor,
-                    const std::string& reason) {
+std::string compose(const std::string& file, const std::string& tensor, const std::string& reason) {
   std::string what = file;
   if (!tensor.empty()) what += ":" + tensor;
   if (!what.empty()) what += ": ";
@@ -20,5 +19,14 @@ error::error(std::string file, std::string tensor, std::string reason)
       file_(std::move(file)),
       tensor_(std::move(tensor)),
       reason_(std::move(reason)) {}
+
+std::string error_line(const std::exception& failure) {
+  std::string line = std::string("featpool: error: ") + failure.what();
+  for (char& c : line) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line;
+}
 
 }  // namespace featpool

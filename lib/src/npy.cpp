@@ -17,6 +17,7 @@
 #include "featpool/npy.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -25,10 +26,9 @@
 #include <filesystem>
 #include <utility>
 
-#include <fmt/format.h>
+#include "python_literal.hpp"
 
 #include "featpool/error.hpp"
-#include "python_literal.hpp"
 
 namespace featpool {
 namespace {
@@ -50,10 +50,10 @@ std::optional<npy_dtype> numeric_descr(char kind, std::uint64_t size) {
     dtype type;
   };
   static constexpr std::array kKnown{
-      known{'b', 1, dtype::bool_},   known{'i', 1, dtype::int8},     known{'i', 2, dtype::int16},
-      known{'i', 4, dtype::int32},   known{'i', 8, dtype::int64},    known{'u', 1, dtype::uint8},
-      known{'u', 2, dtype::uint16},  known{'u', 4, dtype::uint32},   known{'u', 8, dtype::uint64},
-      known{'f', 2, dtype::float16}, known{'f', 4, dtype::float32},  known{'f', 8, dtype::float64},
+      known{'b', 1, dtype::bool_},   known{'i', 1, dtype::int8},    known{'i', 2, dtype::int16},
+      known{'i', 4, dtype::int32},   known{'i', 8, dtype::int64},   known{'u', 1, dtype::uint8},
+      known{'u', 2, dtype::uint16},  known{'u', 4, dtype::uint32},  known{'u', 8, dtype::uint64},
+      known{'f', 2, dtype::float16}, known{'f', 4, dtype::float32}, known{'f', 8, dtype::float64},
   };
   for (const auto& k : kKnown) {
     if (k.kind == kind && k.size == size) {
@@ -107,7 +107,7 @@ std::optional<npy_dtype> parse_descr(const std::string& descr, std::string& reas
     return std::nullopt;
   }
   if (result.item_size > 1 && descr[0] != '|') {
-    result.order = descr[0] == '>' ? byte_order::big
+    result.order = descr[0] == '>'   ? byte_order::big
                    : descr[0] == '<' ? byte_order::little
                                      : native_byte_order();
   }
@@ -117,7 +117,8 @@ std::optional<npy_dtype> parse_descr(const std::string& descr, std::string& reas
 
 std::uint64_t read_little_endian(const std::byte* bytes, std::size_t count) {
   std::uint64_t value = 0;
-  for (std::size_t i = count; i-- > 0;) value = (value << 8) | std::to_integer<std::uint64_t>(bytes[i]);
+  for (std::size_t i = count; i-- > 0;)
+    value = (value << 8) | std::to_integer<std::uint64_t>(bytes[i]);
   return value;
 }
 
@@ -177,7 +178,7 @@ std::optional<npy_dtype> interpret_descr(const std::string& descr, std::string& 
 }
 
 npy_header check_header_dict(std::string_view text, const std::string& file,
-                                  const std::string& tensor) {
+                             const std::string& tensor) {
   auto fail = [&](std::string reason) { return error(file, tensor, std::move(reason)); };
   std::string reason;
   auto dict = detail::parse_python_literal(text, reason);
@@ -262,7 +263,8 @@ class npy_block_reader final : public block_reader {
 
   std::span<const std::byte> next() override {
     if (remaining_ == 0) return {};
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, buffer_.size()));
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, buffer_.size()));
     std::size_t got = in_->read(std::span(buffer_.data(), want));
     if (got < want) {
       throw error(file_, tensor_,
@@ -326,8 +328,8 @@ class npy_stream_source final : public tensor_source {
   npy_stream_source(std::unique_ptr<byte_stream> in, std::string file, std::string name)
       : in_(std::move(in)) {
     auto header = read_npy_header(*in_, file, name);
-    infos_.push_back(describe_npy(header, std::move(file), std::move(name), file_format::npy,
-                                  std::nullopt));
+    infos_.push_back(
+        describe_npy(header, std::move(file), std::move(name), file_format::npy, std::nullopt));
   }
 
   const std::vector<tensor_info>& tensors() const override { return infos_; }
@@ -372,8 +374,9 @@ npy_header read_npy_header(byte_stream& in, const std::string& file, const std::
   std::string text(header_length, '\0');
   got = in.read(std::as_writable_bytes(std::span(text)));
   if (got < header_length) {
-    throw error(file, tensor,
-                fmt::format("truncated header: expected {} bytes, file has {}", header_length, got));
+    throw error(
+        file, tensor,
+        fmt::format("truncated header: expected {} bytes, file has {}", header_length, got));
   }
   auto checked = check_header_dict(text, file, tensor);
   checked.major_version = header.major_version;
@@ -401,11 +404,12 @@ tensor_info describe_npy(const npy_header& header, std::string file, std::string
   // Object arrays are pickled, so their byte count says nothing about the
   // file; every other dtype must be there in full.
   if (stream_size && type.name != "object") {
-    std::uint64_t present = *stream_size > header.data_offset ? *stream_size - header.data_offset : 0;
+    std::uint64_t present =
+        *stream_size > header.data_offset ? *stream_size - header.data_offset : 0;
     if (present < info.nbytes) {
-      throw error(info.file, format == file_format::npy ? std::string() : info.name,
-                  fmt::format("truncated data: header says {} bytes, file has {}", info.nbytes,
-                              present));
+      throw error(
+          info.file, format == file_format::npy ? std::string() : info.name,
+          fmt::format("truncated data: header says {} bytes, file has {}", info.nbytes, present));
     }
   }
   return info;

@@ -1,8 +1,8 @@
 #include "python_literal.hpp"
 
-#include <cctype>
-
 #include <fmt/format.h>
+
+#include <cctype>
 
 namespace featpool::detail {
 namespace {
@@ -73,7 +73,8 @@ class literal_parser {
       result.elements.push_back(std::move(*item));
       if (type == python_value::kind::dict) {
         skip_space();
-        if (pos_ == text_.size() || text_[pos_] != ':') return fail("expected ':' after a dict key");
+        if (pos_ == text_.size() || text_[pos_] != ':')
+          return fail("expected ':' after a dict key");
         ++pos_;
         auto mapped = parse_value(depth + 1);
         if (!mapped) return std::nullopt;

@@ -1,6 +1,5 @@
 #include "featpool/source.hpp"
 
-
 namespace featpool {
 
 std::string_view file_format_name(file_format format) {

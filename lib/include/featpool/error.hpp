@@ -28,4 +28,8 @@ class usage_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The line main prints for a failure: "featpool: error: " and the message,
+// with any line breaks a library put in it folded, so it stays one line.
+std::string error_line(const std::exception& failure);
+
 }  // namespace featpool

@@ -18,12 +18,12 @@ namespace featpool {
 inline constexpr std::size_t kMaxNpyHeaderBytes = 10000;
 
 struct npy_header {
-  int major_version = 1;              // format version, 1, 2 or 3
-  int minor_version = 0;              // always 0
-  std::string descr;                  // 'descr' as written: "<f4", "|b1", "[('a', '<i4')]"
-  bool fortran_order = false;         // 'fortran_order'
-  std::vector<std::uint64_t> shape;   // 'shape'
-  std::uint64_t data_offset = 0;      // magic, version, length field and header text
+  int major_version = 1;             // format version, 1, 2 or 3
+  int minor_version = 0;             // always 0
+  std::string descr;                 // 'descr' as written: "<f4", "|b1", "[('a', '<i4')]"
+  bool fortran_order = false;        // 'fortran_order'
+  std::vector<std::uint64_t> shape;  // 'shape'
+  std::uint64_t data_offset = 0;     // magic, version, length field and header text
 };
 
 // Reads and checks the header, leaving `in` at the first data byte. `file`
@@ -43,8 +43,8 @@ std::unique_ptr<block_reader> make_npy_reader(std::unique_ptr<byte_stream> in,
 std::unique_ptr<tensor_source> open_npy_file(const std::string& path);
 
 // An NPY stream (standard input or a FIFO) that can be read once.
-std::unique_ptr<tensor_source> open_npy_stream(std::unique_ptr<byte_stream> in,
-                                               std::string file, std::string name);
+std::unique_ptr<tensor_source> open_npy_stream(std::unique_ptr<byte_stream> in, std::string file,
+                                               std::string name);
 
 // Writes the NPY header numpy 1.14+ would write for this array (version 1.0,
 // or 2.0 when the header needs it), padded so the data starts 64-aligned.

@@ -33,18 +33,18 @@ inline constexpr std::size_t kBlockBytes = std::size_t{4} << 20;
 inline constexpr std::size_t kMaxRank = 32;
 
 struct tensor_info {
-  std::string file;                   // the path as the user named it
-  std::string name;                   // HDF5 dataset path, NPZ member, or NPY stem
+  std::string file;  // the path as the user named it
+  std::string name;  // HDF5 dataset path, NPZ member, or NPY stem
   file_format format = file_format::npy;
-  std::vector<std::uint64_t> shape;   // empty for a scalar
-  std::optional<dtype> type;          // set only for numeric (poolable) tensors
-  std::string dtype_string;           // numpy's name, or numpy's dtype string
+  std::vector<std::uint64_t> shape;  // empty for a scalar
+  std::optional<dtype> type;         // set only for numeric (poolable) tensors
+  std::string dtype_string;          // numpy's name, or numpy's dtype string
   byte_order stored_byte_order = byte_order::none;
   memory_order order = memory_order::c;
-  std::uint64_t nbytes = 0;           // element count times numpy's item size
+  std::uint64_t nbytes = 0;                          // element count times numpy's item size
   std::optional<std::vector<std::uint64_t>> chunks;  // HDF5 chunk shape
-  std::vector<std::string> filters;   // HDF5 filter pipeline, in order
-  nlohmann::json attributes;          // HDF5 attributes by name; null elsewhere
+  std::vector<std::string> filters;                  // HDF5 filter pipeline, in order
+  nlohmann::json attributes;                         // HDF5 attributes by name; null elsewhere
 
   bool numeric() const noexcept { return type.has_value(); }
   std::uint64_t element_count() const noexcept;

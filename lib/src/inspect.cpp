@@ -1,0 +1,199 @@
+#include "featpool/inspect.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ostream>
+
+#include "featpool/discover.hpp"
+#include "featpool/error.hpp"
+#include "featpool/exit_code.hpp"
+
+namespace featpool {
+namespace {
+
+std::string tensor_reference(const tensor_info& info) {
+  // An NPY file holds one unnamed array: the file itself is the reference.
+  if (info.format == file_format::npy) return info.file;
+  return info.file + ":" + info.name;
+}
+
+std::string number_text(const std::optional<double>& value) {
+  return value ? fmt::format("{:.6g}", *value) : "-";
+}
+
+nlohmann::json optional_number(const std::optional<double>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+std::string attribute_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Columns padded to their widest cell; the last column is not padded.
+std::string aligned(const std::vector<std::vector<std::string>>& rows,
+                    const std::vector<std::vector<std::string>>& trailers) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    std::string line;
+    for (std::size_t i = 0; i < rows[r].size(); ++i) {
+      line += rows[r][i];
+      if (i + 1 < rows[r].size()) line.append(widths[i] - rows[r][i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + '\n';
+    for (const auto& trailer : trailers[r]) out += trailer + '\n';
+  }
+  return out;
+}
+
+// A JSON array with one element a line: valid JSON for any parser, and
+// still readable and greppable in a terminal. File names that are not
+// UTF-8 get replacement characters rather than an exception.
+std::string json_lines(const nlohmann::ordered_json& array) {
+  if (array.empty()) return "[]\n";
+  std::string out = "[\n";
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    out += "  " + array[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += i + 1 < array.size() ? ",\n" : "\n";
+  }
+  return out + "]\n";
+}
+
+}  // namespace
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  if (shape.size() == 1) return fmt::format("({},)", shape[0]);
+  return fmt::format("({})", fmt::join(shape, ", "));
+}
+
+std::string render_inspect_text(const std::vector<inspected_tensor>& tensors,
+                                const inspect_options& options) {
+  if (tensors.empty()) return {};
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> trailers;
+  std::vector<std::string> header{"TENSOR", "SHAPE", "DTYPE", "ENDIAN", "ORDER", "BYTES"};
+  if (options.stats) header.insert(header.end(), {"MIN", "MAX", "MEAN", "STD", "NAN", "INF"});
+  header.insert(header.end(), {"CHUNKS", "FILTERS"});
+  rows.push_back(header);
+  trailers.emplace_back();
+  for (const auto& tensor : tensors) {
+    const auto& info = tensor.info;
+    std::vector<std::string> row{tensor_reference(info),
+                                 shape_text(info.shape),
+                                 info.dtype_string,
+                                 std::string(byte_order_name(info.stored_byte_order)),
+                                 info.order == memory_order::c ? "C" : "F",
+                                 std::to_string(info.nbytes)};
+    if (options.stats) {
+      if (tensor.stats) {
+        const auto& s = *tensor.stats;
+        row.insert(row.end(),
+                   {number_text(s.min), number_text(s.max), number_text(s.mean), number_text(s.std),
+                    std::to_string(s.nan_count), std::to_string(s.inf_count)});
+      } else {
+        row.insert(row.end(), 6, "-");
+      }
+    }
+    row.push_back(info.chunks ? shape_text(*info.chunks) : "-");
+    row.push_back(info.filters.empty() ? "-" : fmt::format("{}", fmt::join(info.filters, ",")));
+    rows.push_back(std::move(row));
+    std::vector<std::string> attribute_lines;
+    if (options.attrs && info.attributes.is_object()) {
+      for (const auto& [key, value] : info.attributes.items()) {
+        attribute_lines.push_back(fmt::format("    @{} = {}", key, attribute_text(value)));
+      }
+    }
+    trailers.push_back(std::move(attribute_lines));
+  }
+  return aligned(rows, trailers);
+}
+
+nlohmann::ordered_json render_inspect_json(const std::vector<inspected_tensor>& tensors,
+                                           const inspect_options& options) {
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& tensor : tensors) {
+    const auto& info = tensor.info;
+    nlohmann::ordered_json record{
+        {"file", info.file},
+        {"name", info.name},
+        {"format", file_format_name(info.format)},
+        {"shape", info.shape},
+        {"dtype", info.dtype_string},
+        {"numeric", info.numeric()},
+        {"byte_order", byte_order_name(info.stored_byte_order)},
+        {"order", info.order == memory_order::c ? "C" : "F"},
+        {"nbytes", info.nbytes},
+        {"chunks", info.chunks ? nlohmann::json(*info.chunks) : nlohmann::json(nullptr)},
+        {"filters", info.filters},
+    };
+    if (options.stats) {
+      const auto* s = tensor.stats ? &*tensor.stats : nullptr;
+      record["min"] = s ? optional_number(s->min) : nullptr;
+      record["max"] = s ? optional_number(s->max) : nullptr;
+      record["mean"] = s ? optional_number(s->mean) : nullptr;
+      record["std"] = s ? optional_number(s->std) : nullptr;
+      record["nan_count"] = s ? nlohmann::json(s->nan_count) : nullptr;
+      record["inf_count"] = s ? nlohmann::json(s->inf_count) : nullptr;
+    }
+    if (options.attrs) {
+      record["attrs"] = info.attributes.is_object() ? info.attributes : nlohmann::json::object();
+    }
+    out.push_back(std::move(record));
+  }
+  return out;
+}
+
+int run_inspect(const std::vector<std::string>& inputs, const inspect_options& options,
+                std::ostream& out, std::ostream& errors) {
+  int status = exit_code::ok;
+  auto report = [&](const std::exception& failure) {
+    errors << error_line(failure) << '\n';
+    status = exit_code::failure;
+  };
+  std::vector<inspected_tensor> listed;
+  for (const auto& argument : inputs) {
+    std::vector<input_file> files;
+    try {
+      files = expand_input(argument);
+    } catch (const error& failure) {
+      report(failure);
+      continue;
+    }
+    for (const auto& file : files) {
+      try {
+        auto source = open_input(file);
+        const auto& tensors = source->tensors();
+        for (auto index : select_tensors(tensors, file, options.name_globs)) {
+          inspected_tensor tensor{tensors[index], std::nullopt};
+          tensor.info.file = file.display;
+          if (options.stats && tensor.info.numeric()) {
+            try {
+              auto reader = source->open(index);
+              tensor.stats = compute_stats(*reader, *tensor.info.type);
+            } catch (const error& failure) {
+              report(failure);
+            }
+          }
+          listed.push_back(std::move(tensor));
+        }
+      } catch (const error& failure) {
+        report(failure);
+      }
+    }
+  }
+  if (options.json) {
+    out << json_lines(render_inspect_json(listed, options));
+  } else {
+    out << render_inspect_text(listed, options);
+  }
+  out.flush();
+  return status;
+}
+
+}  // namespace featpool
