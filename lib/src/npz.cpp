@@ -1,1 +1,448 @@
-// Placeholder until the NPZ reader lands.
+// NPZ, as np.savez (stored) and np.savez_compressed (deflated) write it: a
+// zip archive holding one NPY file per array, member "conv5.npy" for the
+// array saved as conv5. numpy asks zipfile for zip64 headers on every member
+// so that members of 2 GiB and more can be written; zip64 archives are read
+// like any other.
+//
+// Accepted: every compression method the installed libzip decompresses
+// (stored, deflate and bzip2 in Debian's build). A member ending in ".npy" is
+// a tensor named without the suffix ('/' inside a name is part of it), in the
+// archive's order, as numpy's NpzFile.files lists them. Any other member is a
+// tensor under its full name when it holds NPY data, since np.load returns it
+// as an array too, and is skipped otherwise: np.load hands it out as raw
+// bytes, which are no tensor. Directory entries are skipped.
+//
+// Rejected, naming the file and the member: anything that is not a zip
+// archive, a truncated or damaged one, split archives, encrypted members,
+// compression methods libzip cannot decompress, two members giving the same
+// tensor name, member names with control characters (every message stays one
+// line), a ".npy" member that is not NPY data or holds fewer bytes than its
+// header promises. While reading: a CRC mismatch, corrupt compressed data,
+// and a member whose data is longer or shorter than the zip directory says.
+// That size caps every read, so a zip bomb is cut off where the directory
+// says the member ends, and streaming keeps memory bounded in any case.
+//
+// Members are streamed through libzip, never extracted to disk nor held whole
+// in memory. libzip's zip_t is not thread-safe, so a reader has an archive
+// handle to itself, taken from the source's idle ones or opened anew:
+// readers of one source may run on different threads.
+
+#include "featpool/npz.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zip.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include "featpool/byte_stream.hpp"
+#include "featpool/error.hpp"
+#include "featpool/npy.hpp"
+
+namespace featpool {
+namespace {
+
+struct zip_discard_deleter {
+  void operator()(zip_t* archive) const noexcept { zip_discard(archive); }
+};
+struct zip_fclose_deleter {
+  void operator()(zip_file_t* file) const noexcept { zip_fclose(file); }
+};
+// Read-only archives are discarded, never closed: there is nothing to write.
+using zip_archive_ptr = std::unique_ptr<zip_t, zip_discard_deleter>;
+using zip_member_ptr = std::unique_ptr<zip_file_t, zip_fclose_deleter>;
+
+// libzip's reason for a failure, in the words featpool's messages use.
+std::string zip_reason(zip_error_t* err) {
+  switch (zip_error_code_zip(err)) {
+    case ZIP_ER_NOZIP:
+      return "not a zip archive";
+    case ZIP_ER_INCONS:
+      return "damaged zip archive: its central directory is inconsistent";
+    case ZIP_ER_MULTIDISK:
+      return "split (multi-disk) zip archives are not supported";
+    case ZIP_ER_INVAL:
+      // What libzip 1.7 reports when a member's local header is not where
+      // the central directory points, or does not parse.
+      return "damaged zip archive: the member's local header is missing or invalid";
+    case ZIP_ER_EOF:
+      return "truncated zip archive: unexpected end of file";
+    case ZIP_ER_CRC:
+      return "corrupt data: CRC check failed";
+    case ZIP_ER_COMPRESSED_DATA:
+      return "corrupt compressed data";
+    case ZIP_ER_ZLIB: {
+      // "Zlib error: data error": keep zlib's words, drop libzip's prefix.
+      std::string_view text = zip_error_strerror(err);
+      auto colon = text.find(": ");
+      return fmt::format("corrupt compressed data (zlib: {})",
+                         colon == std::string_view::npos ? text : text.substr(colon + 2));
+    }
+    case ZIP_ER_ENCRNOTSUPP:
+    case ZIP_ER_NOPASSWD:
+    case ZIP_ER_WRONGPASSWD:
+      return "encrypted members are not supported";
+    case ZIP_ER_COMPNOTSUPP:
+      return "compression method not supported";
+    case ZIP_ER_READ:
+    case ZIP_ER_SEEK:
+    case ZIP_ER_TELL:
+      return fmt::format("read failed: {}", std::strerror(zip_error_code_system(err)));
+    case ZIP_ER_MEMORY:
+      return "out of memory";
+    default: {
+      std::string text = zip_error_strerror(err);
+      if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z')
+        text[0] = static_cast<char>(text[0] - 'A' + 'a');
+      return text;
+    }
+  }
+}
+
+std::string zip_reason(int code) {
+  zip_error_t err;
+  zip_error_init_with_code(&err, code);
+  std::string reason = zip_reason(&err);
+  zip_error_fini(&err);
+  return reason;
+}
+
+std::string compression_method_name(zip_uint16_t method) {
+  switch (method) {
+    case ZIP_CM_DEFLATE64:
+      return "deflate64 (9)";
+    case ZIP_CM_BZIP2:
+      return "bzip2 (12)";
+    case ZIP_CM_LZMA:
+      return "LZMA (14)";
+    case 93:  // ZIP_CM_ZSTD, unknown to libzip 1.7's header
+      return "zstd (93)";
+    case ZIP_CM_XZ:
+      return "xz (95)";
+    case ZIP_CM_PPMD:
+      return "PPMd (98)";
+    default:
+      return fmt::format("{}", method);
+  }
+}
+
+// Opens `path` read-only for libzip. The descriptor is opened by featpool so
+// that a missing file reads "No such file or directory" rather than
+// libzip's "No such file", and so that an empty file, which libzip 1.7
+// calls "not a zip archive", is named for what it is.
+zip_archive_ptr open_zip_archive(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO by mistake must not wait for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw error(path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int saved = errno;
+    ::close(fd);
+    throw error(path, std::strerror(saved));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) throw error(path, std::strerror(EISDIR));
+    throw error(path, "not a regular file: a zip archive cannot be read as a stream");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  if (st.st_size == 0) {
+    ::close(fd);
+    throw error(path, "empty file");
+  }
+  int code = ZIP_ER_OK;
+  // Not ZIP_CHECKCONS: it compares every local header with the central
+  // directory down to the timestamps and refuses archives numpy loads
+  // without complaint. The data is checked anyway: the CRC and the size of
+  // every member while it is streamed.
+  zip_t* archive = zip_fdopen(fd, ZIP_RDONLY, &code);
+  if (archive) return zip_archive_ptr(archive);  // libzip owns fd now
+
+  // Every zip starts with a local file header. One that lost its end (the
+  // central directory) is a truncated archive, not some other kind of file.
+  std::array<char, 4> signature{};
+  bool starts_like_zip = ::pread(fd, signature.data(), signature.size(), 0) == 4 &&
+                         std::memcmp(signature.data(), "PK\x03\x04", 4) == 0;
+  ::close(fd);
+  if (code == ZIP_ER_NOZIP) {
+    throw error(path, starts_like_zip
+                          ? "truncated zip archive: the central directory at its end is missing"
+                          : "not an NPZ file: not a zip archive");
+  }
+  throw error(path, zip_reason(code));
+}
+
+// One member of an open archive, read through libzip. Its size is the
+// uncompressed size in the zip directory, which caps every read; finish()
+// reads to the end so that libzip checks the CRC, and checks the size.
+class zip_member_stream final : public byte_stream {
+ public:
+  zip_member_stream(zip_t& archive, zip_uint64_t index, std::uint64_t size, std::string file,
+                    std::string tensor)
+      : size_(size), file_(std::move(file)), tensor_(std::move(tensor)) {
+    member_.reset(zip_fopen_index(&archive, index, 0));
+    if (!member_) throw error(file_, tensor_, zip_reason(zip_get_error(&archive)));
+  }
+
+  std::size_t read(std::span<std::byte> buffer) override {
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size_ - position_));
+    std::size_t done = 0;
+    while (done < want) {
+      zip_int64_t got = zip_fread(member_.get(), buffer.data() + done, want - done);
+      if (got < 0) throw error(file_, tensor_, zip_reason(zip_file_get_error(member_.get())));
+      if (got == 0) {
+        // libzip 1.7 checks the CRC at the end of every member but the
+        // length of stored ones only: a deflated member whose size in the
+        // directory is too large shows up here.
+        throw error(file_, tensor_,
+                    fmt::format("damaged zip archive: the member holds {} bytes, the zip "
+                                "directory says {}",
+                                position_ + done, size_));
+      }
+      done += static_cast<std::size_t>(got);
+    }
+    position_ += done;
+    return done;
+  }
+
+  std::optional<std::uint64_t> size() const override { return size_; }
+
+  // Reads what is left of the member (bytes after the NPY data are allowed,
+  // numpy ignores them too) and one byte past its end: libzip verifies the
+  // CRC only when a read reaches the end of the member's data, and a member
+  // that still has data there decompresses to more than the directory says.
+  void finish() {
+    std::array<std::byte, 16384> scratch;
+    while (position_ < size_) read(scratch);
+    zip_int64_t got = zip_fread(member_.get(), scratch.data(), 1);
+    if (got < 0) throw error(file_, tensor_, zip_reason(zip_file_get_error(member_.get())));
+    if (got > 0) {
+      throw error(file_, tensor_,
+                  fmt::format("damaged zip archive: the member holds more than the {} bytes the "
+                              "zip directory says",
+                              size_));
+    }
+  }
+
+ private:
+  zip_member_ptr member_;
+  std::uint64_t size_;
+  std::uint64_t position_ = 0;
+  std::string file_;
+  std::string tensor_;
+};
+
+// The archive handles of one source not in use by a reader. Opening an
+// archive parses its whole central directory, so a reader takes an idle
+// handle when there is one: reading every member of an archive of 5000 then
+// costs one parse rather than 5000 (minutes instead of a second). A handle
+// serves one reader at a time, since libzip's are not thread-safe.
+class archive_pool {
+ public:
+  explicit archive_pool(std::string path) : path_(std::move(path)) {}
+
+  zip_archive_ptr take() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!idle_.empty()) {
+        auto archive = std::move(idle_.back());
+        idle_.pop_back();
+        return archive;
+      }
+    }
+    return open_zip_archive(path_);
+  }
+
+  // Keeps `archive` for the next reader. Dropping it instead is harmless.
+  void give_back(zip_archive_ptr archive) noexcept {
+    try {
+      std::lock_guard lock(mutex_);
+      idle_.push_back(std::move(archive));
+    } catch (...) {
+    }
+  }
+
+ private:
+  std::string path_;
+  std::mutex mutex_;
+  std::vector<zip_archive_ptr> idle_;
+};
+
+// The NPY reader over a member, with the archive handle it reads from. Once
+// the last element is handed out, the rest of the member is read to check
+// its CRC, so corrupt data fails the read before the last block is used.
+class npz_block_reader final : public block_reader {
+ public:
+  npz_block_reader(std::shared_ptr<archive_pool> pool, zip_archive_ptr archive,
+                   zip_member_stream* stream, std::unique_ptr<block_reader> reader,
+                   std::uint64_t nbytes)
+      : pool_(std::move(pool)),
+        archive_(std::move(archive)),
+        stream_(stream),
+        reader_(std::move(reader)),
+        remaining_(nbytes) {}
+
+  ~npz_block_reader() override {
+    reader_.reset();  // closes the member before its archive serves another reader
+    // A handle that reported an error goes: libzip gives no promise about
+    // its state afterwards.
+    if (!failed_) pool_->give_back(std::move(archive_));
+  }
+  npz_block_reader(const npz_block_reader&) = delete;
+  npz_block_reader& operator=(const npz_block_reader&) = delete;
+
+  std::span<const std::byte> next() override {
+    failed_ = true;  // until this block is known good
+    auto block = reader_->next();
+    remaining_ -= std::min<std::uint64_t>(remaining_, block.size());
+    if (remaining_ == 0 && !checked_) {
+      stream_->finish();
+      checked_ = true;
+    }
+    failed_ = false;
+    return block;
+  }
+
+ private:
+  std::shared_ptr<archive_pool> pool_;
+  zip_archive_ptr archive_;               // declared before reader_: outlives the member
+  zip_member_stream* stream_;             // owned by reader_
+  std::unique_ptr<block_reader> reader_;  // the NPY reader, owning the member stream
+  std::uint64_t remaining_;               // data bytes not yet handed out
+  bool checked_ = false;                  // the CRC and the size were checked
+  bool failed_ = false;                   // a read threw
+};
+
+// A listed member, to find it again and notice a changed archive on open().
+struct npz_member {
+  zip_uint64_t index = 0;  // position in the zip directory
+  std::string name;        // the member's name in the archive
+  std::uint64_t size = 0;  // uncompressed size from the zip directory
+  npy_header header;
+};
+
+bool same_header(const npy_header& a, const npy_header& b) {
+  return a.major_version == b.major_version && a.descr == b.descr &&
+         a.fortran_order == b.fortran_order && a.shape == b.shape && a.data_offset == b.data_offset;
+}
+
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f;
+  });
+}
+
+class npz_file_source final : public tensor_source {
+ public:
+  explicit npz_file_source(std::string path)
+      : path_(std::move(path)), pool_(std::make_shared<archive_pool>(path_)) {
+    auto archive = open_zip_archive(path_);
+    zip_int64_t count = zip_get_num_entries(archive.get(), 0);
+    // Tensor name to the member that gave it, to find duplicates.
+    std::unordered_map<std::string, std::string> seen;
+    for (zip_int64_t i = 0; i < count; ++i) {
+      auto index = static_cast<zip_uint64_t>(i);
+      zip_stat_t st;
+      zip_stat_init(&st);
+      if (zip_stat_index(archive.get(), index, 0, &st) != 0) {
+        throw error(path_, zip_reason(zip_get_error(archive.get())));
+      }
+      std::string member = st.name ? st.name : "";
+      if (member.ends_with('/')) continue;  // a directory entry
+      if (has_control_character(member)) {
+        throw error(path_, fmt::format("member name {:?} contains a control character", member));
+      }
+      bool npy_suffix = member.ends_with(".npy");
+      std::string name = npy_suffix ? member.substr(0, member.size() - 4) : member;
+      check_readable(st, name);
+      if (!npy_suffix && !holds_npy_data(*archive, index, st.size, name)) continue;
+      if (auto [it, inserted] = seen.emplace(name, member); !inserted) {
+        throw error(path_, name,
+                    it->second == member
+                        ? fmt::format("the archive holds two members named '{}'", member)
+                        : fmt::format("members '{}' and '{}' are both named '{}'", it->second,
+                                      member, name));
+      }
+      if (st.size == 0) throw error(path_, name, "empty member");
+
+      zip_member_stream stream(*archive, index, st.size, path_, name);
+      auto header = read_npy_header(stream, path_, name);
+      infos_.push_back(describe_npy(header, path_, name, file_format::npz, st.size));
+      members_.push_back(npz_member{index, std::move(member), st.size, std::move(header)});
+    }
+    pool_->give_back(std::move(archive));  // the first reader needs no second parse
+  }
+
+  const std::vector<tensor_info>& tensors() const override { return infos_; }
+
+  std::unique_ptr<block_reader> open(std::size_t index) override {
+    const tensor_info& info = infos_.at(index);
+    const npz_member& member = members_.at(index);
+    auto archive = pool_->take();
+    // A handle opened now may see another file than the listing did.
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if (zip_stat_index(archive.get(), member.index, 0, &st) != 0 || !st.name ||
+        member.name != st.name || member.size != st.size) {
+      throw error(path_, info.name, "the archive changed since it was listed");
+    }
+    auto stream =
+        std::make_unique<zip_member_stream>(*archive, member.index, member.size, path_, info.name);
+    // Reading the header again leaves the stream at the first data byte.
+    if (!same_header(read_npy_header(*stream, path_, info.name), member.header)) {
+      throw error(path_, info.name, "the archive changed since it was listed");
+    }
+    zip_member_stream* raw = stream.get();
+    auto reader = make_npy_reader(std::move(stream), info);
+    return std::make_unique<npz_block_reader>(pool_, std::move(archive), raw, std::move(reader),
+                                              info.nbytes);
+  }
+
+ private:
+  // Refuses, up front and in plain words, members libzip could not read.
+  void check_readable(const zip_stat_t& st, const std::string& name) const {
+    if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
+      throw error(path_, name, "encrypted members are not supported");
+    }
+    if ((st.valid & ZIP_STAT_COMP_METHOD) &&
+        !zip_compression_method_supported(st.comp_method, /*compress=*/0)) {
+      throw error(path_, name,
+                  fmt::format("compression method {} is not supported",
+                              compression_method_name(st.comp_method)));
+    }
+  }
+
+  // Whether a member not named ".npy" starts with NPY's magic.
+  bool holds_npy_data(zip_t& archive, zip_uint64_t index, std::uint64_t size,
+                      const std::string& name) const {
+    static constexpr std::array<unsigned char, 6> kMagic{0x93, 'N', 'U', 'M', 'P', 'Y'};
+    if (size < kMagic.size()) return false;
+    zip_member_stream stream(archive, index, size, path_, name);
+    std::array<std::byte, kMagic.size()> magic{};
+    stream.read(magic);
+    return std::memcmp(magic.data(), kMagic.data(), kMagic.size()) == 0;
+  }
+
+  std::string path_;
+  std::vector<tensor_info> infos_;
+  std::vector<npz_member> members_;  // parallel to infos_
+  std::shared_ptr<archive_pool> pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<tensor_source> open_npz_file(const std::string& path) {
+  return std::make_unique<npz_file_source>(path);
+}
+
+}  // namespace featpool

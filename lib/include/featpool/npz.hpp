@@ -11,8 +11,12 @@
 
 namespace featpool {
 
-// Opens an .npz archive. Tensors are named after their members without the
-// ".npy" suffix, as numpy's NpzFile.files names them.
+// Opens an .npz archive and lists its tensors in the archive's order. The
+// member "conv5.npy" is the tensor "conv5", as numpy's NpzFile.files names
+// it; a member without the suffix is a tensor under its full name when it
+// holds NPY data and is skipped otherwise, as directory entries are. Every
+// reader has a libzip handle of its own, so readers of one source may run on
+// different threads. Throws featpool::error, naming the file and the member.
 std::unique_ptr<tensor_source> open_npz_file(const std::string& path);
 
 }  // namespace featpool
