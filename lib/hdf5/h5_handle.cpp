@@ -1,0 +1,68 @@
+#include "h5_handle.hpp"
+
+#include <algorithm>
+
+#include "featpool/error.hpp"
+
+namespace featpool::detail {
+namespace {
+
+std::recursive_mutex& h5_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+
+herr_t keep_innermost(unsigned n, const H5E_error2_t* entry, void* data) {
+  // Walking upward, entry 0 is the innermost: the call that actually failed.
+  if (n == 0 && entry->desc != nullptr) *static_cast<std::string*>(data) = entry->desc;
+  return 0;
+}
+
+// HDF5's descriptions are single lines in practice; make sure of it, since a
+// featpool error message is always exactly one line.
+std::string one_line(std::string text) {
+  std::replace_if(
+      text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  auto last = text.find_last_not_of(' ');
+  text.erase(last == std::string::npos ? 0 : last + 1);
+  return text;
+}
+
+}  // namespace
+
+h5_lock::h5_lock() : lock_(h5_mutex()) {
+  // Set once per thread: the error-printing switch lives in HDF5's
+  // per-thread state in a thread-safe build.
+  thread_local bool silenced = false;
+  if (!silenced) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    silenced = true;
+  }
+}
+
+void h5_handle::reset() noexcept {
+  if (id_ < 0) return;
+  h5_lock lock;
+  // H5Idec_ref closes any kind of identifier when its count drops to zero;
+  // a failure to close (a file already gone) leaves nothing to do.
+  H5Idec_ref(id_);
+  id_ = H5I_INVALID_HID;
+}
+
+std::string take_innermost_h5_error() {
+  h5_lock lock;
+  std::string description;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &description);
+  H5Eclear2(H5E_DEFAULT);
+  return one_line(std::move(description));
+}
+
+void h5_context::fail_from_stack(std::string_view what) const {
+  std::string reason = take_innermost_h5_error();
+  if (reason.empty()) reason = std::string(what);
+  fail(std::move(reason));
+}
+
+void h5_context::fail(std::string reason) const { throw error(file, tensor, std::move(reason)); }
+
+}  // namespace featpool::detail
