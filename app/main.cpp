@@ -2,6 +2,8 @@
 // structs the library defines, runs the command and maps failures to the
 // exit codes of SPEC ("Errors and exit codes").
 
+#include <unistd.h>
+
 #include <exception>
 #include <iostream>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "featpool/batch.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
 #include "featpool/inspect.hpp"
@@ -17,16 +20,30 @@
 namespace {
 
 constexpr const char* kFooter = R"(Examples:
-  featpool inspect sample_data                  every tensor under a folder
-  featpool inspect feats.h5:/layer4/act --stats  one dataset, with min/max/mean/std
-  featpool inspect 'dump.npz:conv*' --json      NPZ members by glob, as JSON
-  zcat x.npy.gz | featpool inspect -            an NPY stream on standard input
+  featpool inspect sample_data                    every tensor under a folder
+  featpool inspect feats.h5:/layer4/act --stats   one dataset, with min/max/mean/std
+  featpool pool x.npy -o feats.npy --flatten      (N, C, H, W) -> (N, C) feature vectors
+  featpool pool dump.h5 -o maps.h5 --size 7x7     every dataset to 7x7 maps, one file
+  featpool pool dumps/ -o pooled/ --keep-going    a whole tree, mirrored, resumable
+  zcat x.npy.gz | featpool pool - -o - | ...      NPY in, NPY out, through pipes
 
 Exit codes:
-  0    everything asked for was done
-  1    something about the files failed (missing, malformed, truncated, ...)
+  0    everything asked for was done (skipped tensors included)
+  1    something about the files failed (missing, malformed, truncated, exists...)
   2    the command line is wrong (unknown flag, malformed value)
   130  interrupted (SIGINT), 143 terminated (SIGTERM))";
+
+// Flag values as typed, converted by the library after parsing so that its
+// plain-English messages, not CLI11's, describe a bad value.
+struct pool_flags {
+  std::string op = "avg";
+  std::string size = "1";
+  std::string layout;
+  std::string dtype = "auto";
+  std::string format;
+  std::string report_format;
+  std::string report;
+};
 
 void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
                      featpool::inspect_options& options) {
@@ -47,6 +64,57 @@ void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
       ->allow_extra_args(false);
 }
 
+void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& flags) {
+  auto* pool = app.add_subcommand(
+      "pool", "Adaptive average or max pooling with PyTorch's windows; writes NPY, NPZ or HDF5");
+  pool->add_option("INPUT", options.inputs,
+                   "FILE, FILE:NAME (globs allowed), a directory, or - for an NPY stream")
+      ->required();
+  pool->add_option("-o,--output", options.output,
+                   "out.npy, out.npz, out.h5, a directory (existing or ending in /), or -")
+      ->required();
+  pool->add_option("--op", flags.op, "avg or max")->capture_default_str();
+  pool->add_option("--size", flags.size,
+                   "Output spatial size: 1, 7, 7x7, 3x5, 2x2x2; _ keeps an axis")
+      ->capture_default_str();
+  pool->add_option("--layout", flags.layout,
+                   "Axis letters: N batch, C channels, others spatial (default by rank: NCL, "
+                   "NCHW, NCDHW)");
+  pool->add_flag("--flatten", options.flatten, "Output (N, rest): with --size 1, (N, C) vectors");
+  pool->add_option("--dtype", flags.dtype, "auto, float16, float32 or float64")
+      ->capture_default_str();
+  pool->add_option("--format", flags.format, "For directory outputs: npy, npz or h5");
+  pool->add_option("--name", options.name_globs, "Only tensors whose name matches GLOB")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
+  pool->add_option("--report", flags.report, "Write the shape report to PATH (- for stdout)")
+      ->type_name("PATH");
+  pool->add_option("--report-format", flags.report_format,
+                   "text or json (default: json when PATH ends in .json)");
+  pool->add_option("-j,--jobs", options.jobs, "Worker threads (default: the CPUs available)")
+      ->default_val(featpool::available_cpus());
+  pool->add_flag("--force", options.force, "Overwrite existing outputs");
+  pool->add_flag("--skip-existing", options.skip_existing,
+                 "Leave existing outputs alone and report them as skipped");
+  pool->add_flag("--keep-going", options.keep_going, "Report a failed tensor and go on");
+  pool->add_flag("--dry-run", options.dry_run, "Plan and report, write nothing");
+  pool->add_flag("--sync", options.sync, "fsync every output and its folder");
+  pool->add_flag("-q,--quiet", options.quiet, "No report on the terminal");
+  pool->add_flag("-v,--verbose", options.verbose, "List every tensor even in large batches");
+}
+
+void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
+  options.op = featpool::parse_pool_op(flags.op);
+  options.size = featpool::parse_size(flags.size);
+  if (!flags.layout.empty()) options.axes = featpool::parse_layout(flags.layout);
+  options.output_type = featpool::parse_output_dtype(flags.dtype);
+  if (!flags.format.empty()) options.format = featpool::parse_output_format(flags.format);
+  if (!flags.report_format.empty()) {
+    options.report_as = featpool::parse_report_format(flags.report_format);
+  }
+  if (!flags.report.empty()) options.report_path = flags.report;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,7 +126,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> inputs;
   featpool::inspect_options inspect_options;
   declare_inspect(app, inputs, inspect_options);
+  featpool::pool_options pool_options;
+  pool_flags flags;
+  declare_pool(app, pool_options, flags);
 
+  auto help_hint = [&] {
+    for (const char* command : {"inspect", "pool"}) {
+      if (app.got_subcommand(command)) return std::string("featpool ") + command + " --help";
+    }
+    return std::string("featpool --help");
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& request) {
@@ -68,7 +145,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& request) {
     return app.exit(request);
   } catch (const CLI::ParseError& failure) {
-    std::cerr << "featpool: error: " << failure.what() << "; see 'featpool --help'\n";
+    std::cerr << "featpool: error: " << failure.what() << "; see '" << help_hint() << "'\n";
     return featpool::exit_code::usage;
   }
 
@@ -76,8 +153,12 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("inspect")) {
       return featpool::run_inspect(inputs, inspect_options, std::cout, std::cerr);
     }
+    apply_flags(pool_options, flags);
+    featpool::console io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1,
+                         ::isatty(STDERR_FILENO) == 1};
+    return featpool::run_pool(pool_options, io);
   } catch (const featpool::usage_error& failure) {
-    std::cerr << featpool::error_line(failure) << '\n';
+    std::cerr << featpool::error_line(failure) << "; see '" << help_hint() << "'\n";
     return featpool::exit_code::usage;
   } catch (const std::exception& failure) {
     std::cerr << featpool::error_line(failure) << '\n';

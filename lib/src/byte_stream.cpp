@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "featpool/error.hpp"
+#include "featpool/interrupt.hpp"
 
 namespace featpool {
 
@@ -30,7 +31,10 @@ std::size_t fd_stream::read(std::span<std::byte> buffer) {
     ssize_t got = ::read(fd_, buffer.data() + done, buffer.size() - done);
     if (got == 0) break;
     if (got < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        check_interrupt();  // Ctrl-C must not wait for a writer that never writes
+        continue;
+      }
       throw error(file_, std::string("read failed: ") + std::strerror(errno));
     }
     done += static_cast<std::size_t>(got);

@@ -52,7 +52,7 @@ class HelpAndUsage(unittest.TestCase):
         self.assertEqual(
             err,
             "featpool: error: The following argument was not expected: --bogus; "
-            "see 'featpool --help'\n",
+            "see 'featpool inspect --help'\n",
         )
 
     def test_missing_subcommand_and_missing_input_are_usage_errors(self):

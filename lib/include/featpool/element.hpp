@@ -40,6 +40,35 @@ inline double to_double(float16_bits h) {
   return value;
 }
 
+// Rounds a double to the nearest half, ties to even, as numpy's
+// astype(float16) does (directly, not through float, which would round twice).
+inline float16_bits to_float16(double value) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  auto sign = static_cast<std::uint16_t>((bits >> 48) & 0x8000u);
+  auto exponent = static_cast<int>((bits >> 52) & 0x7ff);
+  std::uint64_t mantissa = bits & ((std::uint64_t{1} << 52) - 1);
+  if (exponent == 0x7ff) return {static_cast<std::uint16_t>(sign | (mantissa ? 0x7e00u : 0x7c00u))};
+  int half_exponent = exponent - 1023 + 15;
+  if (exponent == 0 || half_exponent < -11) return {sign};  // rounds to zero
+  if (half_exponent >= 31) return {static_cast<std::uint16_t>(sign | 0x7c00u)};
+  std::uint64_t significand = mantissa | (std::uint64_t{1} << 52);
+  int shift = half_exponent >= 1 ? 42 : 42 + 1 - half_exponent;
+  std::uint64_t kept = significand >> shift;
+  std::uint64_t rest = significand & ((std::uint64_t{1} << shift) - 1);
+  std::uint64_t halfway = std::uint64_t{1} << (shift - 1);
+  if (rest > halfway || (rest == halfway && (kept & 1))) ++kept;
+  if (half_exponent < 1) {  // subnormal; rounding up may reach the smallest normal
+    return {static_cast<std::uint16_t>(sign | kept)};
+  }
+  if (kept == (std::uint64_t{1} << 11)) {
+    kept >>= 1;
+    ++half_exponent;
+    if (half_exponent >= 31) return {static_cast<std::uint16_t>(sign | 0x7c00u)};
+  }
+  return {static_cast<std::uint16_t>(sign | (half_exponent << 10) | (kept & 0x3ffu))};
+}
+
 template <class T>
 inline double to_double(T value) {
   return static_cast<double>(value);

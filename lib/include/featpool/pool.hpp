@@ -1,0 +1,84 @@
+#pragma once
+// Adaptive average and max pooling over every spatial axis at once, with
+// PyTorch's windows (windows.hpp), fed block by block from a reader so a
+// tensor of any size pools in memory bounded by its output.
+//
+// Determinism: every output cell is a left-to-right fold over its window's
+// elements in the order they are stored, whatever the block boundaries,
+// the thread count or the vector width. Threads split a block only into
+// parts that feed disjoint cells.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "featpool/dtype.hpp"
+#include "featpool/layout.hpp"
+#include "featpool/source.hpp"
+
+namespace featpool {
+
+enum class pool_op { avg, max };
+
+// "avg" or "max"; throws usage_error for anything else.
+pool_op parse_pool_op(std::string_view text);
+std::string_view pool_op_name(pool_op op);
+
+// The dtype a pooled tensor is written in: `--dtype auto` keeps integer and
+// bool inputs' dtype for max, gives float64 for float64 inputs and float32
+// for everything else; an explicit float type wins.
+dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested);
+
+// Pooled outputs larger than this are refused before anything is allocated.
+inline constexpr std::uint64_t kMaxPooledBytes = std::uint64_t{4} << 30;
+
+struct pool_request {
+  pool_op op = pool_op::avg;
+  layout axes;                                // the input's layout, rank matching its shape
+  std::vector<std::uint64_t> output_spatial;  // one length per spatial axis
+  dtype output_type = dtype::float32;
+  int threads = 1;  // workers for large blocks; results do not depend on it
+};
+
+// A pooled tensor: same layout as the input, C order, native byte order.
+struct pooled_tensor {
+  std::vector<std::uint64_t> shape;
+  dtype type = dtype::float32;
+  std::vector<std::byte> data;
+};
+
+// The shape `request` turns `input_shape` into.
+std::vector<std::uint64_t> pooled_shape(const std::vector<std::uint64_t>& input_shape,
+                                        const pool_request& request);
+
+// --flatten: (N, rest), or (rest) without N, the rest in the layout's order.
+std::vector<std::uint64_t> flattened_shape(const std::vector<std::uint64_t>& shape,
+                                           const layout& axes);
+
+// Reshapes a pooled tensor as --flatten asks, moving N to the front first
+// when the layout does not start with it.
+void flatten(pooled_tensor& tensor, const layout& axes);
+
+class pooler {
+ public:
+  // `input` must be numeric with a shape of the layout's rank and no spatial
+  // length of 0; the caller checks (plan does).
+  pooler(const tensor_info& input, const pool_request& request);
+  ~pooler();
+  pooler(const pooler&) = delete;
+  pooler& operator=(const pooler&) = delete;
+
+  // Feeds the next block of elements, in the input's memory order.
+  void consume(std::span<const std::byte> block);
+  // The pooled tensor, once every element was fed.
+  pooled_tensor finish();
+
+  class kernel;
+
+ private:
+  std::unique_ptr<kernel> kernel_;
+};
+
+}  // namespace featpool

@@ -1,0 +1,57 @@
+#pragma once
+// Sinks write pooled tensors to output files: NPY, NPZ or HDF5, each under a
+// temporary name beside its target, renamed into place only when complete,
+// so a crash, a full disk or Ctrl-C never leaves a truncated output.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "featpool/pool.hpp"
+
+namespace featpool {
+
+enum class output_format { npy, npz, hdf5 };
+
+// What featpool records about each pooled tensor. HDF5 outputs carry it as
+// the dataset attributes featpool_op, featpool_size, featpool_layout,
+// featpool_source, featpool_input_shape and featpool_version.
+struct provenance {
+  std::string op;                          // "avg" or "max"
+  std::string size;                        // the --size value, e.g. "7x7"
+  std::string layout;                      // the layout letters, e.g. "NCHW"
+  std::string source;                      // FILE or FILE:NAME of the input tensor
+  std::vector<std::uint64_t> input_shape;  // the input tensor's shape
+};
+
+// One output file being written.
+class tensor_sink {
+ public:
+  // An uncommitted sink removes its temporary file.
+  virtual ~tensor_sink() = default;
+  // Adds a tensor under `name` (an HDF5 dataset path or an NPZ member name;
+  // ignored by NPY sinks, which take exactly one tensor).
+  virtual void write(const std::string& name, const pooled_tensor& tensor,
+                     const provenance& origin) = 0;
+  // Finishes the file and renames it into place; with `sync`, fsyncs the
+  // file and its folder first.
+  virtual void commit() = 0;
+};
+
+// A sink for `target`. The temporary file is created at once, in the
+// target's folder, named `.<target name>.featpool-tmp-XXXXXX`.
+std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target,
+                                         bool sync);
+
+// One NPY stream on standard output.
+std::unique_ptr<tensor_sink> create_stdout_sink();
+
+// Writes `bytes` to `path` through a temporary file and a rename.
+void write_file_atomically(const std::string& path, std::string_view bytes, bool sync);
+
+// Whether a file name is one of featpool's temporary files.
+bool is_temporary_name(const std::string& file_name);
+
+}  // namespace featpool

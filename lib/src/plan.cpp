@@ -1,0 +1,392 @@
+#include "featpool/plan.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "featpool/error.hpp"
+#include "featpool/inspect.hpp"
+
+namespace featpool {
+namespace fs = std::filesystem;
+namespace {
+
+std::string source_reference(const tensor_info& info) {
+  return info.format == file_format::npy ? info.file : info.file + ":" + info.name;
+}
+
+std::string without_leading_slash(const std::string& name) {
+  return name.starts_with('/') ? name.substr(1) : name;
+}
+
+// The name a tensor gets inside an output file of `format`: HDF5 paths
+// start with '/', NPZ members do not and end in ".npy", as numpy names them.
+std::string name_in(output_format format, const std::string& name) {
+  if (format == output_format::npz) return without_leading_slash(name) + ".npy";
+  if (format == output_format::hdf5) return "/" + without_leading_slash(name);
+  return name;
+}
+
+std::string extension_of(output_format format) {
+  switch (format) {
+    case output_format::npy:
+      break;
+    case output_format::npz:
+      return ".npz";
+    case output_format::hdf5:
+      return ".h5";
+  }
+  return ".npy";
+}
+
+report_record failed_argument(const std::string& file, const std::string& reason) {
+  report_record record;
+  record.file = file;
+  record.status = tensor_status::failed;
+  record.message = reason;
+  return record;
+}
+
+std::string stem_path(const fs::path& path) {
+  return (path.parent_path() / path.stem()).generic_string();
+}
+
+// Relative stems: under a directory argument, relative to it; for file
+// arguments, relative to the deepest folder holding all of them.
+void assign_relative_stems(std::vector<planned_input>& inputs) {
+  std::optional<fs::path> common;
+  for (const auto& p : inputs) {
+    if (!p.input.root.empty() || p.input.path == "-") continue;
+    fs::path parent = fs::absolute(p.input.path).lexically_normal().parent_path();
+    if (!common) {
+      common = parent;
+      continue;
+    }
+    fs::path shared;
+    auto a = common->begin();
+    auto b = parent.begin();
+    for (; a != common->end() && b != parent.end() && *a == *b; ++a, ++b) shared /= *a;
+    common = shared;
+  }
+  for (auto& p : inputs) {
+    if (p.input.path == "-") {
+      p.relative_stem = "stdin";
+    } else if (!p.input.root.empty()) {
+      p.relative_stem = stem_path(fs::path(p.input.path).lexically_relative(p.input.root));
+    } else {
+      fs::path absolute = fs::absolute(p.input.path).lexically_normal();
+      p.relative_stem = stem_path(absolute.lexically_relative(*common));
+    }
+  }
+}
+
+struct file_identity {
+  dev_t device;
+  ino_t inode;
+  auto operator<=>(const file_identity&) const = default;
+};
+
+std::optional<file_identity> identity_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return file_identity{st.st_dev, st.st_ino};
+}
+
+class planner {
+ public:
+  explicit planner(const pool_options& options) : options_(options) {
+    plan_.target = classify_output(options.output, options.format);
+  }
+
+  plan run() {
+    discover();
+    assign_relative_stems(plan_.inputs);
+    for (std::size_t i = 0; i < plan_.inputs.size(); ++i) list_input(i);
+    assign_destinations();
+    find_collisions();
+    check_existing_outputs();
+    return std::move(plan_);
+  }
+
+ private:
+  void discover() {
+    for (const auto& argument : options_.inputs) {
+      try {
+        for (auto& file : expand_input(argument)) {
+          plan_.inputs.push_back(planned_input{std::move(file), {}, false, nullptr});
+        }
+      } catch (const error& failure) {
+        add_failure(failed_argument(failure.file(), failure.reason()));
+      }
+    }
+  }
+
+  void list_input(std::size_t index) {
+    auto& planned = plan_.inputs[index];
+    const auto& input = planned.input;
+    std::vector<tensor_info> tensors;
+    std::vector<std::size_t> selected;
+    try {
+      auto source = open_input(input);
+      tensors = source->tensors();
+      selected = select_tensors(tensors, input, options_.name_globs);
+      if (input.stream) planned.stream = std::move(source);
+    } catch (const error& failure) {
+      add_failure(failed_argument(input.display, failure.reason()));
+      return;
+    }
+    planned.holds_many = !tensors.empty() && tensors.front().format != file_format::npy;
+    bool literal = input.selector && !is_glob(*input.selector);
+    bool sole =
+        !input.selector && input.root.empty() && tensors.size() == 1 && options_.name_globs.empty();
+    for (auto t : selected) {
+      auto info = tensors[t];
+      info.file = input.display;
+      plan_tensor(index, t, std::move(info), literal || sole);
+    }
+  }
+
+  void plan_tensor(std::size_t input, std::size_t tensor_index, tensor_info info,
+                   bool named_explicitly) {
+    planned_tensor p;
+    p.input = input;
+    p.tensor_index = tensor_index;
+    auto& r = p.record;
+    r.file = info.file;
+    r.name = info.name;
+    r.reference = source_reference(info);
+    r.input_shape = info.shape;
+    r.input_dtype = info.dtype_string;
+    r.op = std::string(pool_op_name(options_.op));
+    r.size = options_.size.sizes;
+    p.flatten = options_.flatten;
+    // A selected tensor that does not fit is skipped; one named explicitly
+    // is an error, since the user asked for exactly that tensor.
+    auto misfit = [&](std::string reason) {
+      r.status = named_explicitly ? tensor_status::failed : tensor_status::skipped;
+      r.message = std::move(reason);
+    };
+    std::optional<layout> axes = options_.axes ? options_.axes : default_layout(info.shape.size());
+    if (axes) r.layout = axes->letters;
+    if (!info.numeric()) {
+      misfit(fmt::format("dtype {} is not numeric", info.dtype_string));
+    } else if (!axes) {
+      misfit(fmt::format("rank {} has no default layout; pass --layout", info.shape.size()));
+    } else if (axes->rank() != info.shape.size()) {
+      misfit(fmt::format("rank {} does not fit layout {}", info.shape.size(), axes->letters));
+    } else {
+      plan_fitting(p, *axes, info);
+    }
+    p.info = std::move(info);
+    plan_.tensors.push_back(std::move(p));
+  }
+
+  void plan_fitting(planned_tensor& p, const layout& axes, const tensor_info& info) {
+    auto& r = p.record;
+    std::vector<std::uint64_t> lengths;
+    for (auto l : axes.spatial_axes) {
+      if (info.shape[l] == 0) {
+        r.status = tensor_status::failed;
+        r.message = fmt::format("spatial axis {} has length 0", axes.letters[l]);
+        return;
+      }
+      lengths.push_back(info.shape[l]);
+    }
+    std::string reason;
+    auto out_spatial = resolve_size(options_.size, lengths, reason);
+    if (!out_spatial) {
+      r.status = tensor_status::failed;
+      r.message = reason;
+      return;
+    }
+    r.size.assign(out_spatial->begin(), out_spatial->end());
+    p.request =
+        pool_request{options_.op, axes, *out_spatial,
+                     pooled_dtype(options_.op, *info.type, options_.output_type), options_.jobs};
+    auto shape = pooled_shape(info.shape, p.request);
+    // Multiply with overflow checks: a huge --size must be refused, not wrap.
+    std::uint64_t bytes = dtype_size(p.request.output_type);
+    for (auto extent : shape) {
+      if (__builtin_mul_overflow(bytes, extent, &bytes)) bytes = UINT64_MAX;
+    }
+    if (bytes > kMaxPooledBytes) {
+      r.status = tensor_status::failed;
+      r.message =
+          bytes == UINT64_MAX
+              ? "the pooled output would be over the 4 GiB limit"
+              : fmt::format("the pooled output would be {} bytes, over the 4 GiB limit", bytes);
+      return;
+    }
+    if (p.flatten) shape = flattened_shape(shape, axes);
+    r.output_shape = shape;
+    r.output_dtype = std::string(dtype_name(p.request.output_type));
+  }
+
+  void assign_destinations() {
+    const auto& target = plan_.target;
+    std::map<std::size_t, std::size_t> pooled_per_input;
+    for (const auto& p : plan_.tensors) {
+      if (p.input && p.record.status == tensor_status::ok) ++pooled_per_input[*p.input];
+    }
+    bool one_file = plan_.inputs.size() == 1;
+    for (auto& p : plan_.tensors) {
+      if (!p.input || p.record.status != tensor_status::ok) continue;
+      const auto& in = plan_.inputs[*p.input];
+      if (target.kind == output_kind::directory) {
+        output_format format = target.format_forced              ? target.format
+                               : pooled_per_input[*p.input] == 1 ? output_format::npy
+                                                                 : output_format::hdf5;
+        p.output_as = format;
+        p.output_path =
+            (fs::path(target.path) / (in.relative_stem + extension_of(format))).string();
+        p.output_name = name_in(format, p.info.name);
+      } else {
+        p.output_as = target.format;
+        p.output_path = target.path;
+        std::string name = one_file ? p.info.name
+                           : in.holds_many
+                               ? "/" + in.relative_stem + "/" + without_leading_slash(p.info.name)
+                               : "/" + in.relative_stem;
+        p.output_name = name_in(target.format, name);
+      }
+      p.record.destination =
+          p.output_as == output_format::npy ? p.output_path : p.output_path + ":" + p.output_name;
+    }
+  }
+
+  // Every pair of tensors that would land on the same name, all at once;
+  // also NPY outputs given more than one tensor, and HDF5 names where one
+  // would have to be both a dataset and a group.
+  void find_collisions() {
+    std::map<std::pair<std::string, std::string>, std::size_t> owner;
+    std::map<std::string, std::vector<std::size_t>> per_file;
+    for (std::size_t i = 0; i < plan_.tensors.size(); ++i) {
+      const auto& p = plan_.tensors[i];
+      if (!p.input || p.record.status != tensor_status::ok) continue;
+      per_file[p.output_path].push_back(i);
+    }
+    for (auto& [path, members] : per_file) {
+      const auto& first = plan_.tensors[members.front()];
+      if (first.output_as == output_format::npy && members.size() > 1) {
+        for (auto i : members) {
+          collide(i, fmt::format("{} is an NPY file, which takes one tensor, and {} go to it", path,
+                                 members.size()));
+        }
+        continue;
+      }
+      std::map<std::string, std::size_t> names;
+      for (auto i : members) {
+        const auto& p = plan_.tensors[i];
+        auto [it, fresh] = names.emplace(p.output_name, i);
+        if (!fresh) {
+          collide(i,
+                  fmt::format("output name {} is also the name of {}", p.record.destination.value(),
+                              source_reference(plan_.tensors[it->second].info)));
+          collide(it->second, fmt::format("output name {} is also the name of {}",
+                                          p.record.destination.value(), source_reference(p.info)));
+        }
+      }
+      if (first.output_as != output_format::hdf5) continue;
+      for (const auto& [name, i] : names) {
+        auto inside = names.lower_bound(name + "/");
+        if (inside != names.end() && inside->first.starts_with(name + "/")) {
+          collide(i, fmt::format("output name {} would have to be a dataset and a group, as {} "
+                                 "is inside it",
+                                 name, inside->first));
+        }
+      }
+    }
+  }
+
+  void collide(std::size_t i, std::string message) {
+    auto& r = plan_.tensors[i].record;
+    r.status = tensor_status::failed;
+    r.message = std::move(message);
+  }
+
+  void check_existing_outputs() {
+    std::set<file_identity> input_files;
+    for (const auto& in : plan_.inputs) {
+      if (in.input.stream) continue;
+      if (auto id = identity_of(in.input.path)) input_files.insert(*id);
+    }
+    for (auto& p : plan_.tensors) {
+      if (!p.input || p.record.status != tensor_status::ok || p.output_path == "-") continue;
+      auto id = identity_of(p.output_path);
+      struct stat st {};
+      bool exists = id || ::lstat(p.output_path.c_str(), &st) == 0;
+      if (!exists) continue;
+      auto& r = p.record;
+      if (id && input_files.count(*id)) {
+        r.status = tensor_status::failed;
+        r.message = fmt::format("output {} is one of the inputs", p.output_path);
+      } else if (options_.skip_existing) {
+        r.status = tensor_status::skipped;
+        r.message = "output exists";
+      } else if (!options_.force) {
+        r.status = tensor_status::failed;
+        r.message = fmt::format("output {} exists; pass --force to overwrite it", p.output_path);
+      }
+    }
+  }
+
+  void add_failure(report_record record) {
+    record.op = std::string(pool_op_name(options_.op));
+    record.size = options_.size.sizes;
+    planned_tensor p;
+    p.record = std::move(record);
+    plan_.tensors.push_back(std::move(p));
+  }
+
+  const pool_options& options_;
+  plan plan_;
+};
+
+}  // namespace
+
+output_target classify_output(const std::string& output, std::optional<output_format> forced) {
+  output_target target;
+  target.path = output;
+  if (output == "-") {
+    target.kind = output_kind::standard_output;
+    return target;
+  }
+  std::error_code ec;
+  if (output.ends_with('/') || fs::is_directory(output, ec)) {
+    target.kind = output_kind::directory;
+    if (forced) {
+      target.format = *forced;
+      target.format_forced = true;
+    }
+    return target;
+  }
+  auto extension = fs::path(output).extension().string();
+  if (extension == ".npy") {
+    target.format = output_format::npy;
+  } else if (extension == ".npz") {
+    target.format = output_format::npz;
+  } else if (extension == ".h5" || extension == ".hdf5") {
+    target.format = output_format::hdf5;
+  } else {
+    throw usage_error(fmt::format(
+        "-o: '{}': unknown output extension; use .npy, .npz, .h5, .hdf5, a directory or -",
+        output));
+  }
+  if (forced) throw usage_error("--format applies only to directory outputs");
+  return target;
+}
+
+bool plan::has_failures() const {
+  return std::any_of(tensors.begin(), tensors.end(), [](const planned_tensor& p) {
+    return p.record.status == tensor_status::failed;
+  });
+}
+
+plan make_plan(const pool_options& options) { return planner(options).run(); }
+
+}  // namespace featpool

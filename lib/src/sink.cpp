@@ -1,0 +1,245 @@
+#include "featpool/sink.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include <fmt/format.h>
+#include <zip.h>
+
+#include "featpool/error.hpp"
+#include "featpool/hdf5.hpp"
+#include "featpool/npy.hpp"
+
+namespace featpool {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::string_view kTemporaryMarker = ".featpool-tmp-";
+
+std::string reason_of(int error_number) { return std::strerror(error_number); }
+
+void write_all(int fd, std::string_view bytes, const std::string& target) {
+  while (!bytes.empty()) {
+    ssize_t done = ::write(fd, bytes.data(), bytes.size());
+    if (done < 0) {
+      if (errno == EINTR) continue;
+      throw error(target, "cannot write: " + reason_of(errno));
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(done));
+  }
+}
+
+void sync_folder(const fs::path& folder, const std::string& target) {
+  int fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw error(target, "cannot sync its folder: " + reason_of(errno));
+  int result = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (result != 0) throw error(target, "cannot sync its folder: " + reason_of(saved));
+}
+
+// A file created under a temporary name beside its target and renamed onto
+// it by commit(); removed by the destructor if never committed.
+class temporary_file {
+ public:
+  explicit temporary_file(std::string target) : target_(std::move(target)) {
+    fs::path where(target_);
+    // Built piece by piece: g++ 12 warns falsely on "." + string here.
+    std::string name(".");
+    name += where.filename().string();
+    name += kTemporaryMarker;
+    name += "XXXXXX";
+    std::string pattern = (where.parent_path() / name).string();
+    fd_ = ::mkstemp(pattern.data());
+    if (fd_ < 0) throw error(target_, "cannot create the output: " + reason_of(errno));
+    path_ = pattern;
+    // mkstemp makes the file private (0600); outputs get the usual
+    // permissions, as any other file this process creates would.
+    mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd_, 0666 & ~mask);
+  }
+  ~temporary_file() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  temporary_file(const temporary_file&) = delete;
+  temporary_file& operator=(const temporary_file&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& target() const { return target_; }
+
+  void write(std::string_view bytes) { write_all(fd_, bytes, target_); }
+
+  // For libraries that open the file by name themselves.
+  void close() {
+    if (fd_ >= 0 && ::close(fd_) != 0) throw error(target_, "cannot write: " + reason_of(errno));
+    fd_ = -1;
+  }
+
+  void commit(bool sync) {
+    if (sync) {
+      int fd = fd_ >= 0 ? fd_ : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fsync(fd) != 0) throw error(target_, "cannot sync: " + reason_of(errno));
+      if (fd != fd_) ::close(fd);
+    }
+    close();
+    if (::rename(path_.c_str(), target_.c_str()) != 0) {
+      throw error(target_, "cannot rename the finished output into place: " + reason_of(errno));
+    }
+    committed_ = true;
+    if (sync) sync_folder(fs::path(target_).parent_path(), target_);
+  }
+
+ private:
+  std::string target_;
+  std::string path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+std::string_view bytes_of(const pooled_tensor& tensor) {
+  return {reinterpret_cast<const char*>(tensor.data.data()), tensor.data.size()};
+}
+
+class npy_sink final : public tensor_sink {
+ public:
+  npy_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {}
+
+  void write(const std::string&, const pooled_tensor& tensor, const provenance&) override {
+    file_.write(npy_header_bytes(tensor.type, tensor.shape));
+    file_.write(bytes_of(tensor));
+  }
+  void commit() override { file_.commit(sync_); }
+
+ private:
+  temporary_file file_;
+  bool sync_;
+};
+
+class stdout_sink final : public tensor_sink {
+ public:
+  void write(const std::string&, const pooled_tensor& tensor, const provenance&) override {
+    write_all(STDOUT_FILENO, npy_header_bytes(tensor.type, tensor.shape), "-");
+    write_all(STDOUT_FILENO, bytes_of(tensor), "-");
+  }
+  void commit() override {}
+};
+
+// NPZ as np.savez writes it: one stored NPY member per tensor. Every entry
+// gets the same DOS timestamp (1980-01-01 00:00), so the same tensors give
+// the same bytes.
+class npz_sink final : public tensor_sink {
+ public:
+  npz_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {}
+
+  void write(const std::string& name, const pooled_tensor& tensor, const provenance&) override {
+    members_.push_back({name, npy_header_bytes(tensor.type, tensor.shape)});
+    members_.back().bytes.append(bytes_of(tensor));
+  }
+
+  void commit() override {
+    file_.close();
+    int code = 0;
+    zip_t* archive = zip_open(file_.path().c_str(), ZIP_TRUNCATE, &code);
+    if (!archive) throw error(file_.target(), "cannot write: " + zip_reason(code));
+    auto fail = [&] {
+      std::string reason = zip_strerror(archive);
+      zip_discard(archive);
+      return error(file_.target(), "cannot write: " + reason);
+    };
+    constexpr zip_uint16_t kDosTime = 0;
+    constexpr zip_uint16_t kDosDate = (0 << 9) | (1 << 5) | 1;  // 1980-01-01
+    for (const auto& m : members_) {
+      zip_source_t* source = zip_source_buffer(archive, m.bytes.data(), m.bytes.size(), 0);
+      if (!source) throw fail();
+      zip_int64_t index = zip_file_add(archive, m.name.c_str(), source, ZIP_FL_ENC_UTF_8);
+      if (index < 0) {
+        zip_source_free(source);
+        throw fail();
+      }
+      auto entry = static_cast<zip_uint64_t>(index);
+      if (zip_set_file_compression(archive, entry, ZIP_CM_STORE, 0) != 0 ||
+          zip_file_set_dostime(archive, entry, kDosTime, kDosDate, 0) != 0) {
+        throw fail();
+      }
+    }
+    if (zip_close(archive) != 0) throw fail();
+    file_.commit(sync_);
+  }
+
+ private:
+  static std::string zip_reason(int code) {
+    zip_error_t error;
+    zip_error_init_with_code(&error, code);
+    std::string reason = zip_error_strerror(&error);
+    zip_error_fini(&error);
+    return reason;
+  }
+
+  struct npz_member {
+    std::string name;
+    std::string bytes;
+  };
+  temporary_file file_;
+  bool sync_;
+  std::vector<npz_member> members_;  // libzip reads them when the archive is closed
+};
+
+class hdf5_sink final : public tensor_sink {
+ public:
+  hdf5_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {
+    file_.close();
+    writer_ = create_hdf5_file(file_.path(), target);
+  }
+
+  void write(const std::string& name, const pooled_tensor& tensor,
+             const provenance& origin) override {
+    writer_->write(name, tensor, origin);
+  }
+
+  void commit() override {
+    writer_->close();
+    file_.commit(sync_);
+  }
+
+ private:
+  temporary_file file_;
+  bool sync_;
+  std::unique_ptr<hdf5_writer> writer_;
+};
+
+}  // namespace
+
+std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target,
+                                         bool sync) {
+  switch (format) {
+    case output_format::npy:
+      break;
+    case output_format::npz:
+      return std::make_unique<npz_sink>(target, sync);
+    case output_format::hdf5:
+      return std::make_unique<hdf5_sink>(target, sync);
+  }
+  return std::make_unique<npy_sink>(target, sync);
+}
+
+std::unique_ptr<tensor_sink> create_stdout_sink() { return std::make_unique<stdout_sink>(); }
+
+void write_file_atomically(const std::string& path, std::string_view bytes, bool sync) {
+  temporary_file file(path);
+  file.write(bytes);
+  file.commit(sync);
+}
+
+bool is_temporary_name(const std::string& file_name) {
+  return file_name.starts_with('.') && file_name.find(kTemporaryMarker) != std::string::npos;
+}
+
+}  // namespace featpool

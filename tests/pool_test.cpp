@@ -1,0 +1,303 @@
+#include "featpool/pool.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "featpool/element.hpp"
+#include "featpool/error.hpp"
+#include "featpool/windows.hpp"
+
+namespace featpool {
+namespace {
+
+TEST_CASE("windows: PyTorch's rule, checked by hand for L=5 → S=3 and L=2 → S=5") {
+  auto w = plan_axis(5, 3);
+  // [floor(i·5/3), ceil((i+1)·5/3)): [0,2) [1,4) [3,5)
+  CHECK(w.start == std::vector<std::uint64_t>{0, 1, 3});
+  CHECK(w.end == std::vector<std::uint64_t>{2, 4, 5});
+  CHECK(w.first_window == std::vector<std::uint64_t>{0, 0, 1, 1, 2});
+  CHECK(w.last_window == std::vector<std::uint64_t>{0, 1, 1, 2, 2});
+  auto up = plan_axis(2, 5);
+  // Output longer than input: windows repeat elements.
+  CHECK(up.start == std::vector<std::uint64_t>{0, 0, 0, 1, 1});
+  CHECK(up.end == std::vector<std::uint64_t>{1, 1, 2, 2, 2});
+  CHECK(up.first_window == std::vector<std::uint64_t>{0, 2});
+  CHECK(up.last_window == std::vector<std::uint64_t>{2, 4});
+  auto global = plan_axis(7, 1);
+  CHECK(global.start == std::vector<std::uint64_t>{0});
+  CHECK(global.end == std::vector<std::uint64_t>{7});
+}
+
+TEST_CASE("windows: every window is non-empty and the windows cover the input") {
+  for (std::uint64_t in = 1; in <= 40; ++in) {
+    for (std::uint64_t out = 1; out <= 40; ++out) {
+      auto w = plan_axis(in, out);
+      CHECK(w.start.front() == 0);
+      CHECK(w.end.back() == in);
+      for (std::uint64_t i = 0; i < out; ++i) {
+        REQUIRE(w.start[i] < w.end[i]);
+        // The integer formula agrees with the real-number one.
+        CHECK(w.start[i] ==
+              static_cast<std::uint64_t>(std::floor(double(i) * double(in) / double(out))));
+        CHECK(w.end[i] ==
+              static_cast<std::uint64_t>(std::ceil(double(i + 1) * double(in) / double(out))));
+      }
+    }
+  }
+}
+
+// A reference that follows the definition literally: for each output cell,
+// fold over its window in layout order. For C-order inputs this is also
+// storage order, so the kernel must agree bit for bit.
+std::vector<double> reference_pool(const std::vector<double>& values,
+                                   const std::vector<std::uint64_t>& shape, const layout& axes,
+                                   const std::vector<std::uint64_t>& out_spatial, pool_op op) {
+  pool_request request{op, axes, out_spatial, dtype::float64, 1};
+  auto out_shape = pooled_shape(shape, request);
+  std::size_t rank = shape.size();
+  std::vector<axis_windows> windows;
+  for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) {
+    windows.push_back(plan_axis(shape[axes.spatial_axes[s]], out_spatial[s]));
+  }
+  std::uint64_t out_count = 1;
+  for (auto e : out_shape) out_count *= e;
+  std::vector<double> out(out_count);
+  for (std::uint64_t cell = 0; cell < out_count; ++cell) {
+    std::vector<std::uint64_t> index(rank);
+    for (std::size_t l = rank, rest = cell; l-- > 0;) {
+      index[l] = rest % out_shape[l];
+      rest /= out_shape[l];
+    }
+    // Per axis, the input range this cell reads.
+    std::vector<std::uint64_t> lo(rank), hi(rank);
+    for (std::size_t l = 0; l < rank; ++l) {
+      lo[l] = index[l];
+      hi[l] = index[l] + 1;
+    }
+    for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) {
+      std::size_t l = axes.spatial_axes[s];
+      lo[l] = windows[s].start[index[l]];
+      hi[l] = windows[s].end[index[l]];
+    }
+    double acc = op == pool_op::avg ? 0.0 : -std::numeric_limits<double>::infinity();
+    double n = 0;
+    std::vector<std::uint64_t> at = lo;
+    for (;;) {
+      std::uint64_t flat = 0;
+      for (std::size_t l = 0; l < rank; ++l) flat = flat * shape[l] + at[l];
+      double v = values[flat];
+      if (op == pool_op::avg) {
+        acc += v;
+      } else if (v > acc || std::isnan(v)) {
+        acc = v;
+      }
+      ++n;
+      std::size_t l = rank;
+      while (l-- > 0) {
+        if (++at[l] < hi[l]) break;
+        at[l] = lo[l];
+      }
+      if (l == static_cast<std::size_t>(-1)) break;
+    }
+    out[cell] = op == pool_op::avg ? acc / n : acc;
+  }
+  return out;
+}
+
+std::vector<double> run_pooler(const tensor_info& info, const std::vector<double>& stored,
+                               const pool_request& request, std::size_t block_elements) {
+  pooler p(info, request);
+  for (std::size_t i = 0; i < stored.size(); i += block_elements) {
+    std::size_t n = std::min(block_elements, stored.size() - i);
+    p.consume(std::as_bytes(std::span(stored.data() + i, n)));
+  }
+  auto out = p.finish();
+  std::vector<double> values(out.data.size() / sizeof(double));
+  std::memcpy(values.data(), out.data.data(), out.data.size());
+  return values;
+}
+
+// The same values stored in Fortran order.
+std::vector<double> to_fortran(const std::vector<double>& c_order,
+                               const std::vector<std::uint64_t>& shape) {
+  std::vector<double> out(c_order.size());
+  std::size_t rank = shape.size();
+  for (std::uint64_t flat = 0; flat < c_order.size(); ++flat) {
+    std::uint64_t rest = flat, f = 0, stride = 1;
+    std::vector<std::uint64_t> index(rank);
+    for (std::size_t l = rank; l-- > 0;) {
+      index[l] = rest % shape[l];
+      rest /= shape[l];
+    }
+    for (std::size_t l = 0; l < rank; ++l) {
+      f += index[l] * stride;
+      stride *= shape[l];
+    }
+    out[f] = c_order[flat];
+  }
+  return out;
+}
+
+TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks and threads") {
+  std::mt19937_64 rng(20261125);
+  const char* layouts[] = {"NCHW", "NHWC", "NCL",   "NLC",   "CHW",  "HWC",
+                           "HW",   "L",    "NCDHW", "NDHWC", "CNHW", "HNWC"};
+  for (int trial = 0; trial < 300; ++trial) {
+    layout axes = parse_layout(layouts[trial % std::size(layouts)]);
+    std::vector<std::uint64_t> shape;
+    for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 6);
+    std::vector<std::uint64_t> out_spatial;
+    for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 8);
+    std::uint64_t count = 1;
+    for (auto e : shape) count *= e;
+    std::vector<double> values(count);
+    std::normal_distribution<double> normal;
+    for (auto& v : values) v = normal(rng);
+    if (trial % 5 == 0) values[rng() % count] = std::nan("");
+    for (pool_op op : {pool_op::avg, pool_op::max}) {
+      CAPTURE(trial);
+      CAPTURE(axes.letters);
+      auto expected = reference_pool(values, shape, axes, out_spatial, op);
+      tensor_info info;
+      info.shape = shape;
+      info.type = dtype::float64;
+      pool_request request{op, axes, out_spatial, dtype::float64, 1 + trial % 3};
+      std::size_t block = 1 + rng() % count;
+      auto got = run_pooler(info, values, request, block);
+      REQUIRE(got.size() == expected.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (std::isnan(expected[i])) {
+          CHECK(std::isnan(got[i]));
+        } else {
+          CHECK(got[i] == expected[i]);  // same fold order: bit for bit
+        }
+      }
+      info.order = memory_order::fortran;
+      auto fortran = run_pooler(info, to_fortran(values, shape), request, block);
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (std::isnan(expected[i])) {
+          CHECK(std::isnan(fortran[i]));
+        } else {
+          CHECK(fortran[i] == doctest::Approx(expected[i]).epsilon(1e-13));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("pool: results are bit-identical for any thread count and block size") {
+  layout axes = parse_layout("NCHW");
+  std::vector<std::uint64_t> shape{3, 64, 23, 29};
+  std::uint64_t count = 3 * 64 * 23 * 29;
+  std::vector<float> values(count);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1e4f, 1e4f);
+  for (auto& v : values) v = uniform(rng);
+  tensor_info info;
+  info.shape = shape;
+  info.type = dtype::float32;
+  for (const char* letters : {"NCHW", "NHWC"}) {
+    axes = parse_layout(letters);
+    std::vector<std::byte> first;
+    for (int threads : {1, 2, 4}) {
+      for (std::size_t block : {count, std::size_t{65536 + 13}, std::size_t{100003}}) {
+        pool_request request{pool_op::avg, axes, {7, 5}, dtype::float32, threads};
+        pooler p(info, request);
+        for (std::size_t i = 0; i < count; i += block) {
+          p.consume(std::as_bytes(std::span(values.data() + i, std::min(block, count - i))));
+        }
+        auto out = p.finish();
+        if (first.empty()) first = out.data;
+        CHECK(out.data == first);
+      }
+    }
+  }
+}
+
+TEST_CASE("pool: integers keep their dtype under max and average exactly in double") {
+  tensor_info info;
+  info.shape = {1, 1, 3};
+  info.type = dtype::int64;
+  std::vector<std::int64_t> values{(std::int64_t{1} << 62) + 1, -5, (std::int64_t{1} << 62) + 3};
+  auto axes = parse_layout("NCL");
+  CHECK(pooled_dtype(pool_op::max, dtype::int64, std::nullopt) == dtype::int64);
+  pooler max_pool(info, {pool_op::max, axes, {1}, dtype::int64, 1});
+  max_pool.consume(std::as_bytes(std::span(values)));
+  auto out = max_pool.finish();
+  std::int64_t result;
+  std::memcpy(&result, out.data.data(), 8);
+  CHECK(result == (std::int64_t{1} << 62) + 3);
+  CHECK(pooled_dtype(pool_op::avg, dtype::uint8, std::nullopt) == dtype::float32);
+  CHECK(pooled_dtype(pool_op::avg, dtype::float64, std::nullopt) == dtype::float64);
+  CHECK(pooled_dtype(pool_op::max, dtype::float16, std::nullopt) == dtype::float32);
+  CHECK(pooled_dtype(pool_op::max, dtype::bool_, std::nullopt) == dtype::bool_);
+  CHECK(pooled_dtype(pool_op::max, dtype::int8, dtype::float16) == dtype::float16);
+}
+
+TEST_CASE("pool: half outputs round to nearest even, as numpy's astype does") {
+  CHECK(to_float16(1.0).bits == 0x3c00);
+  CHECK(to_float16(65504.0).bits == 0x7bff);
+  CHECK(to_float16(65520.0).bits == 0x7c00);  // halfway to the next step rounds up to Inf
+  CHECK(to_float16(65519.99).bits == 0x7bff);
+  CHECK(to_float16(1.0 + std::ldexp(1.0, -11)).bits == 0x3c00);      // tie, even stays
+  CHECK(to_float16(1.0 + 3 * std::ldexp(1.0, -11)).bits == 0x3c02);  // tie, odd rounds up
+  CHECK(to_float16(std::ldexp(1.0, -24)).bits == 0x0001);
+  CHECK(to_float16(std::ldexp(1.0, -25)).bits == 0x0000);  // tie with zero
+  CHECK(to_float16(std::ldexp(1.5, -25)).bits == 0x0001);
+  CHECK(to_float16(-0.0).bits == 0x8000);
+  CHECK(to_float16(std::nan("")).bits == 0x7e00);
+  for (std::uint32_t bits = 0; bits < 0x7c00; ++bits) {
+    auto h = float16_bits{static_cast<std::uint16_t>(bits)};
+    REQUIRE(to_float16(to_double(h)).bits == bits);
+  }
+}
+
+TEST_CASE("layout: parsing and defaults") {
+  auto nhwc = parse_layout("nhwc");
+  CHECK(nhwc.letters == "NHWC");
+  CHECK(nhwc.batch_axis == 0u);
+  CHECK(nhwc.channel_axis == 3u);
+  CHECK(nhwc.spatial_axes == std::vector<std::size_t>{1, 2});
+  CHECK(default_layout(3)->letters == "NCL");
+  CHECK(default_layout(4)->letters == "NCHW");
+  CHECK(default_layout(5)->letters == "NCDHW");
+  CHECK_FALSE(default_layout(2).has_value());
+  CHECK_THROWS_WITH_AS(parse_layout("NCHH"), "--layout: 'NCHH': the letter H is repeated",
+                       usage_error);
+  CHECK_THROWS_WITH_AS(
+      parse_layout("NC"),
+      "--layout: 'NC': a layout needs a spatial axis (a letter other than N and C)", usage_error);
+  CHECK_THROWS_WITH_AS(parse_layout("N-HW"), "--layout: 'N-HW': a layout is letters only",
+                       usage_error);
+  CHECK_THROWS_WITH_AS(parse_layout(""), "--layout: '': a layout needs at least one axis letter",
+                       usage_error);
+}
+
+TEST_CASE("size: parsing, _ and resolution against spatial lengths") {
+  auto s = parse_size("_x7");
+  CHECK(s.sizes.size() == 2);
+  CHECK_FALSE(s.sizes[0].has_value());
+  CHECK(s.sizes[1] == 7u);
+  std::string reason;
+  CHECK(resolve_size(s, {5, 9}, reason) == std::vector<std::uint64_t>{5, 7});
+  CHECK(resolve_size(parse_size("3"), {5, 9, 2}, reason) == std::vector<std::uint64_t>{3, 3, 3});
+  CHECK_FALSE(resolve_size(parse_size("3x3"), {5}, reason).has_value());
+  CHECK(reason == "--size 3x3 gives 2 sizes for 1 spatial axes");
+  CHECK_THROWS_WITH_AS(parse_size("0x7"), "--size: '0x7': sizes must be at least 1", usage_error);
+  CHECK_THROWS_WITH_AS(parse_size("7x"),
+                       "--size: '7x': expected sizes like 7, 7x7 or 3x5, with _ to keep an axis",
+                       usage_error);
+  CHECK_THROWS_WITH_AS(parse_size("-1"),
+                       "--size: '-1': expected sizes like 7, 7x7 or 3x5, with _ to keep an axis",
+                       usage_error);
+  CHECK_THROWS_WITH_AS(parse_size("99999999999999999999"),
+                       "--size: '99999999999999999999': a size is too large", usage_error);
+}
+
+}  // namespace
+}  // namespace featpool

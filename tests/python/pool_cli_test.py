@@ -1,0 +1,297 @@
+"""CLI tests of `featpool pool`: every SPEC error, the flags, and what is left on disk.
+
+Usage: pool_cli_test.py FEATPOOL SAMPLE_DATA
+Each test checks the exit code and the output together.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import numpy as np
+from pathlib import Path
+
+FEATPOOL = ""
+SAMPLES = ""
+
+
+def run(*args, cwd=None, input_bytes=None):
+    done = subprocess.run([FEATPOOL, *args], capture_output=True, cwd=cwd, input=input_bytes,
+                          timeout=120)
+    return done.returncode, done.stdout, done.stderr.decode()
+
+
+def sample(name):
+    return os.path.join(SAMPLES, name)
+
+
+class PoolTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="featpool-cli-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def make_npy(self, name, shape=(2, 3, 4, 4), dtype=np.float32):
+        a = np.arange(np.prod(shape), dtype=np.float64).reshape(shape).astype(dtype)
+        np.save(self.path(name), a)
+        return self.path(name)
+
+
+class Usage(PoolTest):
+    def assert_usage(self, args, message):
+        code, out, err = run("pool", *args)
+        self.assertEqual(code, 2, err)
+        self.assertEqual(out, b"")
+        self.assertEqual(err, f"featpool: error: {message}; see 'featpool pool --help'\n")
+
+    def test_bad_size_and_layout(self):
+        x = sample("tokens_ncl.npy")
+        out = self.path("o.npy")
+        self.assert_usage([x, "-o", out, "--size", "0x7"], "--size: '0x7': sizes must be at least 1")
+        self.assert_usage([x, "-o", out, "--size", "7y"],
+                          "--size: '7y': expected sizes like 7, 7x7 or 3x5, with _ to keep an axis")
+        self.assert_usage([x, "-o", out, "--layout", "NCC"],
+                          "--layout: 'NCC': the letter C is repeated")
+        self.assert_usage([x, "-o", out, "--layout", "N1L"],
+                          "--layout: 'N1L': a layout is letters only")
+        self.assert_usage([x, "-o", out, "--op", "median"], "--op: 'median': expected avg or max")
+
+    def test_incompatible_flags_and_unknown_extension(self):
+        x = sample("tokens_ncl.npy")
+        self.assert_usage([x, "-o", self.path("o.npy"), "--force", "--skip-existing"],
+                          "--force and --skip-existing cannot go together")
+        self.assert_usage([x, "-o", self.path("o.txt")],
+                          f"-o: '{self.path('o.txt')}': unknown output extension; use .npy, "
+                          ".npz, .h5, .hdf5, a directory or -")
+
+    def test_missing_output_flag(self):
+        code, _, err = run("pool", sample("tokens_ncl.npy"))
+        self.assertEqual(code, 2)
+        self.assertIn("--output is required", err)
+
+
+class Errors(PoolTest):
+    def test_existing_output_needs_force(self):
+        out = self.path("o.npy")
+        Path(out).write_bytes(b"keep me")
+        code, _, err = run("pool", sample("tokens_ncl.npy"), "-o", out, "-q")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, f"featpool: error: {sample('tokens_ncl.npy')}:tokens_ncl: output "
+                              f"{out} exists; pass --force to overwrite it\n")
+        self.assertEqual(Path(out).read_bytes(), b"keep me")
+        code, _, err = run("pool", sample("tokens_ncl.npy"), "-o", out, "-q", "--force")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(np.load(out).shape, (2, 64, 1))
+
+    def test_skip_existing(self):
+        out = self.path("o.npy")
+        Path(out).write_bytes(b"keep me")
+        code, stdout, _ = run("pool", sample("tokens_ncl.npy"), "-o", out, "--skip-existing",
+                              "--report", "-", "--report-format", "json")
+        self.assertEqual(code, 0)
+        record = json.loads(stdout)["tensors"][0]
+        self.assertEqual((record["status"], record["message"]), ("skipped", "output exists"))
+        self.assertEqual(Path(out).read_bytes(), b"keep me")
+
+    def test_output_is_an_input_by_symlink_or_hard_link(self):
+        x = self.make_npy("x.npy")
+        os.symlink(x, self.path("link.npy"))
+        os.link(x, self.path("hard.npy"))
+        before = Path(x).read_bytes()
+        for target in ("x.npy", "link.npy", "hard.npy"):
+            code, _, err = run("pool", x, "-o", self.path(target), "--force", "-q")
+            self.assertEqual(code, 1)
+            self.assertEqual(err, f"featpool: error: {x}:x: output {self.path(target)} is one of "
+                                  "the inputs\n")
+        self.assertEqual(Path(x).read_bytes(), before)
+
+    def test_collisions_are_all_listed_before_any_work(self):
+        os.makedirs(self.path("a"))
+        os.makedirs(self.path("b"))
+        self.make_npy("a/x.npy")
+        self.make_npy("a/y.npy")
+        shutil.copy(self.path("a/x.npy"), self.path("b/x.npy"))
+        shutil.copy(self.path("a/y.npy"), self.path("b/y.npy"))
+        out = self.path("o.h5")
+        code, _, err = run("pool", self.path("a"), self.path("b"), "-o", out, "-q")
+        self.assertEqual(code, 1)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 4, err)
+        self.assertTrue(all("output name" in line for line in lines))
+        self.assertFalse(os.path.exists(out))
+
+    def test_npy_output_takes_one_tensor(self):
+        code, _, err = run("pool", sample("dump.npz"), "-o", self.path("o.npy"), "-q")
+        self.assertEqual(code, 1)
+        self.assertIn("is an NPY file, which takes one tensor, and 2 go to it", err)
+
+    def test_explicit_misfit_is_an_error_selection_misfit_is_skipped(self):
+        code, _, err = run("pool", sample("dump.npz") + ":labels", "-o", self.path("l.npy"), "-q")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, f"featpool: error: {sample('dump.npz')}:labels: rank 1 has no "
+                              "default layout; pass --layout\n")
+        code, stdout, _ = run("pool", sample("dump.npz"), "-o", self.path("d.npz"),
+                              "--report", "-", "--report-format", "json")
+        self.assertEqual(code, 0)
+        statuses = {r["name"]: r["status"] for r in json.loads(stdout)["tensors"]}
+        self.assertEqual(statuses, {"conv4": "ok", "conv5": "ok", "labels": "skipped"})
+
+    def test_missing_tensor_suggests_a_name(self):
+        code, _, err = run("pool", sample("dump.npz") + ":conv55", "-o", self.path("o.npy"), "-q")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, f"featpool: error: {sample('dump.npz')}: no tensor named 'conv55' "
+                              "(did you mean 'conv5'?)\n")
+
+    def test_size_that_does_not_fit(self):
+        code, _, err = run("pool", sample("tokens_ncl.npy"), "-o", self.path("o.npy"),
+                           "--size", "2x2", "-q")
+        self.assertEqual(code, 1)
+        self.assertIn("--size 2x2 gives 2 sizes for 1 spatial axes", err)
+
+    def test_huge_size_is_refused_before_allocation(self):
+        code, _, err = run("pool", sample("tokens_ncl.npy"), "-o", self.path("o.npy"),
+                           "--size", "70000000000", "-q")
+        self.assertEqual(code, 1)
+        self.assertIn("over the 4 GiB limit", err)
+
+    def test_keep_going_does_the_rest(self):
+        os.makedirs(self.path("in"))
+        self.make_npy("in/a.npy")
+        Path(self.path("in/b.npy")).write_bytes(b"\x93NUMPY garbage")
+        self.make_npy("in/c.npy")
+        code, _, err = run("pool", self.path("in"), "-o", self.path("out/"), "-q")
+        self.assertEqual(code, 1)
+        self.assertFalse(os.path.exists(self.path("out/a.npy")))
+        code, _, err = run("pool", self.path("in"), "-o", self.path("out/"), "-q", "--keep-going")
+        self.assertEqual(code, 1)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertTrue(os.path.exists(self.path("out/a.npy")))
+        self.assertTrue(os.path.exists(self.path("out/c.npy")))
+
+
+class Flags(PoolTest):
+    def test_report_json_has_exactly_specs_keys(self):
+        code, stdout, _ = run("pool", sample("dump.npz"), "-o", self.path("o.npz"),
+                              "--report", "-", "--report-format", "json")
+        self.assertEqual(code, 0)
+        report = json.loads(stdout)
+        self.assertEqual(list(report), ["featpool_version", "tensors", "totals"])
+        self.assertEqual(report["totals"], {"ok": 2, "skipped": 1, "failed": 0})
+        for record in report["tensors"]:
+            self.assertEqual(list(record), [
+                "file", "name", "input_shape", "input_dtype", "layout", "op", "size",
+                "output_shape", "output_dtype", "destination", "status", "message",
+                "elapsed_ms"])
+
+    def test_report_to_a_json_file_and_quiet(self):
+        code, stdout, err = run("pool", sample("tokens_ncl.npy"), "-o", self.path("o.npy"), "-q",
+                                "--report", self.path("r.json"))
+        self.assertEqual((code, stdout, err), (0, b"", ""))
+        report = json.loads(Path(self.path("r.json")).read_text())
+        self.assertEqual(report["tensors"][0]["output_shape"], [2, 64, 1])
+
+    def test_dry_run_writes_nothing(self):
+        code, stdout, _ = run("pool", SAMPLES, "-o", self.path("out/"), "--dry-run")
+        self.assertEqual(code, 0)
+        self.assertIn(b"dry run: not written", stdout)
+        self.assertFalse(os.path.exists(self.path("out")))
+
+    def test_stdout_output_and_report_on_stderr(self):
+        code, stdout, err = run("pool", sample("tokens_ncl.npy"), "-o", "-", "--flatten")
+        self.assertEqual(code, 0)
+        with open(self.path("s.npy"), "wb") as f:
+            f.write(stdout)
+        self.assertEqual(np.load(self.path("s.npy")).shape, (2, 64))
+        self.assertIn("1 ok, 0 skipped, 0 failed", err)
+
+    def test_stdin_to_stdout(self):
+        data = Path(sample("nhwc_float32.npy")).read_bytes()
+        code, stdout, _ = run("pool", "-", "-o", "-", "--layout", "NHWC", "-q", input_bytes=data)
+        self.assertEqual(code, 0)
+        with open(self.path("s.npy"), "wb") as f:
+            f.write(stdout)
+        ref = np.load(sample("nhwc_float32.npy")).astype(np.float64).mean(axis=(1, 2),
+                                                                          keepdims=True)
+        np.testing.assert_allclose(np.load(self.path("s.npy")), ref, rtol=1e-6)
+
+    def test_layout_keeps_channels_last(self):
+        code, _, _ = run("pool", sample("nhwc_float32.npy"), "-o", self.path("o.npy"),
+                         "--layout", "NHWC", "--size", "3", "-q")
+        self.assertEqual(code, 0)
+        self.assertEqual(np.load(self.path("o.npy")).shape, (2, 3, 3, 64))
+
+    def test_batch_of_zero_gives_an_empty_output(self):
+        code, _, _ = run("pool", sample("empty_batch_nchw.npy"), "-o", self.path("o.npy"), "-q")
+        self.assertEqual(code, 0)
+        self.assertEqual(np.load(self.path("o.npy")).shape, (0, 16, 1, 1))
+
+    def test_int_max_keeps_dtype(self):
+        code, _, _ = run("pool", sample("int8_quantized_nchw.npy"), "-o", self.path("o.npy"),
+                         "--op", "max", "-q")
+        self.assertEqual(code, 0)
+        out = np.load(self.path("o.npy"))
+        self.assertEqual(out.dtype, np.int8)
+        ref = np.load(sample("int8_quantized_nchw.npy")).max(axis=(2, 3), keepdims=True)
+        np.testing.assert_array_equal(out, ref)
+
+
+class Interruptions(PoolTest):
+    """A tensor fed slowly through a FIFO keeps featpool mid-write on demand."""
+
+    def start_slow_pool(self, out):
+        fifo = self.path("feed.npy")
+        os.mkfifo(fifo)
+        proc = subprocess.Popen([FEATPOOL, "pool", fifo, "-o", out, "-q"],
+                                stderr=subprocess.DEVNULL)
+        writer = open(fifo, "wb")
+        a = np.zeros((64, 64, 32, 32), dtype=np.float32)
+        np.save(self.path("src.npy"), a)
+        data = Path(self.path("src.npy")).read_bytes()
+        writer.write(data[: len(data) // 2])
+        writer.flush()
+        time.sleep(0.5)
+        return proc, writer
+
+    def leftovers(self):
+        return [n for n in os.listdir(self.dir) if "featpool-tmp" in n]
+
+    def test_sigkill_mid_write_leaves_no_output(self):
+        proc, writer = self.start_slow_pool(self.path("o.npy"))
+        self.assertTrue(self.leftovers(), "the output should be in progress")
+        proc.kill()
+        proc.wait(timeout=30)
+        writer.close()
+        self.assertFalse(os.path.exists(self.path("o.npy")))
+
+    def test_sigint_removes_temporary_files_and_exits_130(self):
+        proc, writer = self.start_slow_pool(self.path("o.npy"))
+        self.assertTrue(self.leftovers(), "the output should be in progress")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        writer.close()
+        self.assertEqual(proc.returncode, 130)
+        self.assertFalse(os.path.exists(self.path("o.npy")))
+        self.assertEqual(self.leftovers(), [])
+
+
+def main():
+    global FEATPOOL, SAMPLES
+    FEATPOOL, SAMPLES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    result = unittest.main(argv=sys.argv[:1], exit=False, verbosity=1).result
+    failed = len(result.failures) + len(result.errors)
+    print(f"pool_cli_test: {result.testsRun - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
