@@ -1,10 +1,9 @@
 #include "featpool/discover.hpp"
 
-#include <doctest/doctest.h>
-
 #include <filesystem>
 
 #include "test_files.hpp"
+#include <doctest/doctest.h>
 
 #include "featpool/error.hpp"
 #include "featpool/npy.hpp"

@@ -1,10 +1,9 @@
 #include "featpool/inspect.hpp"
 
-#include <doctest/doctest.h>
-
 #include <sstream>
 
 #include "test_files.hpp"
+#include <doctest/doctest.h>
 
 #include "featpool/npy.hpp"
 

@@ -1,8 +1,5 @@
 #include "featpool/npy.hpp"
 
-#include <doctest/doctest.h>
-#include <fmt/format.h>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,6 +7,8 @@
 #include <vector>
 
 #include "test_files.hpp"
+#include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"

@@ -1,6 +1,5 @@
 #include "featpool/npz.hpp"
 
-#include <doctest/doctest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -13,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <doctest/doctest.h>
 
 #include "featpool/error.hpp"
 

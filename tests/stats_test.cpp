@@ -1,11 +1,11 @@
 #include "featpool/stats.hpp"
 
-#include <doctest/doctest.h>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#include <doctest/doctest.h>
 
 namespace featpool {
 namespace {

@@ -1,7 +1,6 @@
 #include "featpool/discover.hpp"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <fnmatch.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -13,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+
+#include <fmt/format.h>
 
 #include "featpool/byte_stream.hpp"
 #include "featpool/error.hpp"

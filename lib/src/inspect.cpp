@@ -1,9 +1,9 @@
 #include "featpool/inspect.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <ostream>
+
+#include <fmt/format.h>
 
 #include "featpool/discover.hpp"
 #include "featpool/error.hpp"

@@ -17,7 +17,6 @@
 #include "featpool/npy.hpp"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -27,6 +26,7 @@
 #include <utility>
 
 #include "python_literal.hpp"
+#include <fmt/format.h>
 
 #include "featpool/error.hpp"
 

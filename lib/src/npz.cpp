@@ -30,10 +30,8 @@
 #include "featpool/npz.hpp"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zip.h>
 
 #include <algorithm>
 #include <array>
@@ -43,6 +41,9 @@
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+
+#include <fmt/format.h>
+#include <zip.h>
 
 #include "featpool/byte_stream.hpp"
 #include "featpool/error.hpp"

@@ -1,8 +1,8 @@
 #include "python_literal.hpp"
 
-#include <fmt/format.h>
-
 #include <cctype>
+
+#include <fmt/format.h>
 
 namespace featpool::detail {
 namespace {
