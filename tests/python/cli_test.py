@@ -193,6 +193,28 @@ class Inspect(unittest.TestCase):
             self.assertEqual((code, out), (1, ""))
             self.assertEqual(err, f"featpool: error: {bad}: not an NPY file (bad magic)\n")
 
+    def test_truncated_files_fail_with_one_line_naming_the_file(self):
+        """Every length of a small NPY, and a spread of lengths of NPZ and HDF5 samples."""
+        cases = [("tokens_ncl.npy", 1), ("dump.npz", 0), ("feats.h5", 0)]
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, step in cases:
+                data = open(sample(name), "rb").read()
+                cut = os.path.join(tmp, name)
+                # NPY: every byte of the header and the start of the data; the
+                # others at about 150 evenly spread lengths, to keep this quick.
+                step = step or max(1, len(data) // 150)
+                lengths = range(0, len(data), step) if step > 1 else range(0, 400)
+                for length in lengths:
+                    with open(cut, "wb") as f:
+                        f.write(data[:length])
+                    code, _, err = run("inspect", "--stats", cut)
+                    where = f"{name} cut at {length} bytes"
+                    if code == 0:  # a cut that still holds every listed tensor's data
+                        continue
+                    self.assertEqual(code, 1, where)
+                    self.assertEqual(err.count("\n"), 1, f"{where}: {err!r}")
+                    self.assertTrue(err.startswith(f"featpool: error: {cut}"), f"{where}: {err!r}")
+
     def test_closed_stdout_ends_quietly(self):
         pipeline = subprocess.run(
             ["sh", "-c", f"'{FEATPOOL}' inspect '{SAMPLES}' '{SAMPLES}' '{SAMPLES}' | head -n 1"],
