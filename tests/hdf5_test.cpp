@@ -1,14 +1,19 @@
-// The HDF5 reader, through the loaded module exactly as the tool uses it.
-// The test binary does not link HDF5 (that is the point of the module), so
-// the files are written by h5py, a required test dependency, once per run.
+// The HDF5 reader and writer, through the loaded module exactly as the tool
+// uses them. The test binary does not link HDF5 (that is the point of the
+// module), so the reader's files are written by h5py, a required test
+// dependency, once per run, and the writer's files are checked by h5py too.
 
 #include "featpool/hdf5.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -17,14 +22,19 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "test_files.hpp"
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "featpool/dtype.hpp"
 #include "featpool/error.hpp"
+#include "featpool/version.hpp"
 
 namespace {
 
@@ -105,6 +115,8 @@ with h5py.File(path("data.h5"), "w") as f:
     a["u64"] = np.uint64(2**64 - 1)
     a["half"] = np.float16(1.5)
     a["latin1"] = np.bytes_(b"caf\xe9")
+    a["no_elements"] = np.zeros(0, "i8")
+    a["no_rows"] = np.zeros((0, 2), "f4")
     views = {}
 
     def describe(name, obj):
@@ -162,7 +174,9 @@ with open(path("meta.json"), "w") as j:
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   REQUIRE(in.good());
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return std::move(bytes).str();
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
@@ -492,6 +506,8 @@ TEST_CASE("hdf5: attributes as JSON") {
       {"u64", UINT64_MAX},
       {"half", 1.5},
       {"latin1", "caf\xef\xbf\xbd"},
+      {"no_elements", json::array()},
+      {"no_rows", json::array()},
   };
   CHECK(info_of(*source, "/contiguous").attributes == expected);
   CHECK(info_of(*source, "/gzip").attributes == json::object());
@@ -789,4 +805,418 @@ TEST_CASE("hdf5: module missing (run by the case above)" * doctest::skip()) {
                         ": cannot open shared object file: No such file or directory")
                            .c_str(),
                        featpool::error);
+  CHECK_THROWS_WITH_AS(featpool::create_hdf5_file(".out.h5.featpool-tmp-123456", "out.h5"),
+                       ("out.h5: cannot load the HDF5 module: " + module +
+                        ": cannot open shared object file: No such file or directory")
+                           .c_str(),
+                       featpool::error);
+}
+
+// The writer, through the loaded module, checked against featpool's own
+// reader, against h5py and against itself (the bytes of a second run).
+
+namespace {
+
+using featpool::dtype;
+
+constexpr dtype kAllDtypes[] = {dtype::bool_,  dtype::int8,    dtype::int16,   dtype::int32,
+                                dtype::int64,  dtype::uint8,   dtype::uint16,  dtype::uint32,
+                                dtype::uint64, dtype::float16, dtype::float32, dtype::float64};
+
+template <class T>
+void put(std::vector<std::byte>& data, std::size_t index, T value) {
+  std::memcpy(data.data() + index * sizeof(T), &value, sizeof(T));
+}
+
+// A tensor whose elements differ from their neighbours: integers count up
+// from -3 (wrapping in their width), bools follow every third one, floats
+// step by 0.25 with a NaN carrying a payload, -0.0 and infinities among
+// them, so that any conversion on the way shows in the bytes.
+featpool::pooled_tensor make_tensor(dtype type, std::vector<std::uint64_t> shape, int seed = 0) {
+  // float16 bit patterns: 0, 1, -2, inf, -inf, a NaN with payload, -0,
+  // the smallest subnormal, the largest finite, 1/3.
+  constexpr std::uint16_t kHalves[] = {0x0000, 0x3c00, 0xc000, 0x7c00, 0xfc00,
+                                       0x7e01, 0x8000, 0x0001, 0x7bff, 0x3555};
+  featpool::pooled_tensor tensor;
+  tensor.shape = std::move(shape);
+  tensor.type = type;
+  std::size_t count = 1;
+  for (auto extent : tensor.shape) count *= static_cast<std::size_t>(extent);
+  tensor.data.resize(count * featpool::dtype_size(type));
+  for (std::size_t i = 0; i < count; ++i) {
+    std::int64_t n = static_cast<std::int64_t>(i) + seed - 3;
+    double x = static_cast<double>(n) * 0.25;
+    switch (type) {
+      case dtype::bool_:
+        put(tensor.data, i, static_cast<std::uint8_t>(n % 3 == 0));
+        break;
+      case dtype::int8:
+        put(tensor.data, i, static_cast<std::int8_t>(n));
+        break;
+      case dtype::int16:
+        put(tensor.data, i, static_cast<std::int16_t>(n * 1000));
+        break;
+      case dtype::int32:
+        put(tensor.data, i, static_cast<std::int32_t>(n * 100000));
+        break;
+      case dtype::int64:
+        put(tensor.data, i, n * 10000000000);
+        break;
+      case dtype::uint8:
+        put(tensor.data, i, static_cast<std::uint8_t>(n));
+        break;
+      case dtype::uint16:
+        put(tensor.data, i, static_cast<std::uint16_t>(n));
+        break;
+      case dtype::uint32:
+        put(tensor.data, i, static_cast<std::uint32_t>(n));
+        break;
+      case dtype::uint64:
+        put(tensor.data, i, static_cast<std::uint64_t>(n));
+        break;
+      case dtype::float16:
+        put(tensor.data, i, kHalves[(i + static_cast<std::size_t>(seed)) % std::size(kHalves)]);
+        break;
+      case dtype::float32: {
+        float value = static_cast<float>(x);
+        if (i % 5 == 4) value = std::bit_cast<float>(std::uint32_t{0x7fc00123});
+        if (i % 7 == 6) value = -INFINITY;
+        put(tensor.data, i, value);
+        break;
+      }
+      case dtype::float64: {
+        double value = x;
+        if (i % 5 == 4) value = std::bit_cast<double>(std::uint64_t{0xfff0000000000042});
+        if (i % 7 == 6) value = -0.0;
+        put(tensor.data, i, value);
+        break;
+      }
+    }
+  }
+  return tensor;
+}
+
+featpool::provenance origin_of(const std::string& name, const featpool::pooled_tensor& tensor) {
+  std::vector<std::uint64_t> input_shape;
+  for (auto extent : tensor.shape) input_shape.push_back(extent * 2);
+  return {"max", "7x7", "NHWC", "inputs/in.h5:" + name, input_shape};
+}
+
+struct named_tensor {
+  std::string name;
+  featpool::pooled_tensor tensor;
+};
+
+void write_tensors(const std::string& path, const std::vector<named_tensor>& tensors) {
+  auto writer = featpool::create_hdf5_file(path, path);
+  for (const auto& [name, tensor] : tensors) writer->write(name, tensor, origin_of(name, tensor));
+  writer->close();
+}
+
+// Every dtype in three shapes (rank 3, rank 0, a zero-length axis), deep
+// groups, a name without its leading slash, a tensor larger than a block.
+std::vector<named_tensor> sample_tensors() {
+  std::vector<named_tensor> tensors;
+  for (auto type : kAllDtypes) {
+    std::string name(featpool::dtype_name(type));
+    tensors.push_back({"/dtypes/" + name, make_tensor(type, {2, 3, 4})});
+    tensors.push_back({"/scalar/" + name, make_tensor(type, {}, 2)});
+    tensors.push_back({"/empty/" + name, make_tensor(type, {2, 0, 3})});
+  }
+  tensors.push_back({"/deep/a/b/c/d/vector", make_tensor(dtype::float32, {7})});
+  tensors.push_back({"no_leading_slash/x", make_tensor(dtype::int16, {1, 1, 1, 1, 1})});
+  tensors.push_back({"/big", make_tensor(dtype::float32, {2, 1024, 520})});
+  return tensors;
+}
+
+std::string canonical(const std::string& name) { return name[0] == '/' ? name : "/" + name; }
+
+json expected_attributes(const std::string& name, const featpool::pooled_tensor& tensor) {
+  auto origin = origin_of(name, tensor);
+  return {{"featpool_op", "max"},
+          {"featpool_size", "7x7"},
+          {"featpool_layout", "NHWC"},
+          {"featpool_source", origin.source},
+          {"featpool_input_shape", origin.input_shape},
+          {"featpool_version", featpool::kVersion}};
+}
+
+// What h5py sees in a file: every object's timestamp, and for datasets the
+// dtype, shape, chunks, data (up to 64 KiB) and attributes (values with
+// their Python type).
+constexpr const char* kH5pyView = R"py(
+import json, sys
+import h5py
+
+view = {}
+with h5py.File(sys.argv[1], "r") as f:
+    view["/"] = {"mtime": h5py.h5g.get_objinfo(f.id, b"/").mtime}
+
+    def describe(name, obj):
+        entry = {"mtime": h5py.h5g.get_objinfo(f.id, name.encode()).mtime}
+        if isinstance(obj, h5py.Dataset):
+            attrs = {}
+            for key, value in obj.attrs.items():
+                if isinstance(value, str):
+                    attrs[key] = ["str", value]
+                else:
+                    attrs[key] = [type(value).__name__, str(value.dtype), value.tolist()]
+            data = obj[()].tobytes()
+            entry.update(dtype=str(obj.dtype), shape=list(obj.shape), chunks=obj.chunks,
+                         hex=data.hex() if len(data) <= 65536 else None, attrs=attrs)
+        view["/" + name] = entry
+
+    f.visititems(describe)
+with open(sys.argv[2], "w") as out:
+    json.dump(view, out)
+)py";
+
+json h5py_view(const featpool::testing::temp_dir& dir, const std::string& path) {
+  std::string script = dir.file("view.py");
+  std::string output = dir.file("view.json");
+  std::ofstream(script) << kH5pyView;
+  std::string command = "/usr/bin/python3 '" + script + "' '" + path + "' '" + output + "'";
+  REQUIRE(std::system(command.c_str()) == 0);
+  return json::parse(read_bytes(output));
+}
+
+}  // namespace
+
+TEST_CASE("hdf5 writer: every dtype and shape reads back byte for byte") {
+  featpool::testing::temp_dir dir;
+  std::string path = dir.file("out.h5");
+  auto tensors = sample_tensors();
+  write_tensors(path, tensors);
+
+  auto source = featpool::open_hdf5_file(path);
+  std::vector<std::string> expected_names;
+  for (const auto& t : tensors) expected_names.push_back(canonical(t.name));
+  std::sort(expected_names.begin(), expected_names.end());
+  CHECK(names_of(*source) == expected_names);
+  for (const auto& [name, tensor] : tensors) {
+    CAPTURE(name);
+    const auto& info = info_of(*source, canonical(name));
+    CHECK(info.shape == tensor.shape);
+    REQUIRE(info.type == tensor.type);
+    CHECK(info.dtype_string == featpool::dtype_name(tensor.type));
+    CHECK(info.nbytes == tensor.data.size());
+    CHECK_FALSE(info.chunks.has_value());
+    CHECK(info.filters.empty());
+    CHECK(read_all(*source, canonical(name)).bytes == tensor.data);
+  }
+}
+
+TEST_CASE("hdf5 writer: provenance attributes on every dataset") {
+  featpool::testing::temp_dir dir;
+  std::string path = dir.file("out.h5");
+  auto tensors = sample_tensors();
+  write_tensors(path, tensors);
+  auto source = featpool::open_hdf5_file(path);
+  for (const auto& [name, tensor] : tensors) {
+    CAPTURE(name);
+    CHECK(info_of(*source, canonical(name)).attributes == expected_attributes(name, tensor));
+  }
+  // A rank-0 input shape is an empty array, not a missing attribute.
+  std::string scalar_path = dir.file("scalar.h5");
+  auto writer = featpool::create_hdf5_file(scalar_path, scalar_path);
+  writer->write("/s", make_tensor(dtype::float64, {}), {"avg", "1", "NCL", "x.npy", {}});
+  writer->close();
+  auto scalar = featpool::open_hdf5_file(scalar_path);
+  CHECK(info_of(*scalar, "/s").attributes["featpool_input_shape"] == json::array());
+}
+
+TEST_CASE("hdf5 writer: h5py reads the dtypes, data and attributes as written") {
+  featpool::testing::temp_dir dir;
+  std::string path = dir.file("out.h5");
+  auto tensors = sample_tensors();
+  write_tensors(path, tensors);
+  json view = h5py_view(dir, path);
+  std::size_t datasets = 0;
+  for (const auto& [name, entry] : view.items()) {
+    CAPTURE(name);
+    // No object carries a timestamp.
+    CHECK(entry["mtime"] == 0);
+    datasets += entry.contains("dtype");
+  }
+  CHECK(datasets == tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    CAPTURE(name);
+    const json& entry = view.at(canonical(name));
+    // numpy's own names: bool and float16 included.
+    CHECK(entry["dtype"] == featpool::dtype_name(tensor.type));
+    CHECK(entry["shape"] == tensor.shape);
+    CHECK(entry["chunks"].is_null());
+    if (tensor.data.size() <= 65536) CHECK(entry["hex"] == hex_of(tensor.data));
+    auto origin = origin_of(name, tensor);
+    json attrs = {{"featpool_op", {"str", "max"}},
+                  {"featpool_size", {"str", "7x7"}},
+                  {"featpool_layout", {"str", "NHWC"}},
+                  {"featpool_source", {"str", origin.source}},
+                  {"featpool_input_shape", {"ndarray", "int64", origin.input_shape}},
+                  {"featpool_version", {"str", featpool::kVersion}}};
+    CHECK(entry["attrs"] == attrs);
+  }
+}
+
+TEST_CASE("hdf5 writer: the same tensors give the same bytes") {
+  featpool::testing::temp_dir dir;
+  write_tensors(dir.file("first.h5"), sample_tensors());
+  // Other files in between, so that memory the library reuses held other
+  // bytes: many groups and datasets, long attribute strings.
+  std::vector<named_tensor> others;
+  for (int i = 0; i < 300; ++i) {
+    others.push_back(
+        {fmt::format("/g{}/{}/t{}", i % 17, std::string(static_cast<std::size_t>(i % 40), 'n'), i),
+         make_tensor(kAllDtypes[i % 12], {static_cast<std::uint64_t>(i % 5 + 1)}, i)});
+  }
+  write_tensors(dir.file("other.h5"), others);
+  write_tensors(dir.file("second.h5"), sample_tensors());
+  CHECK(read_bytes(dir.file("first.h5")) == read_bytes(dir.file("second.h5")));
+
+  // And in another process, at another time.
+  std::string command = "FEATPOOL_TEST_OUTPUT='" + dir.file("third.h5") + "' '" +
+                        fs::read_symlink("/proc/self/exe").string() +
+                        "' --no-skip --no-intro=true --reporters=console " +
+                        "-tc='hdf5 writer: write the sample file (run by the case above)' > '" +
+                        dir.file("third.txt") + "' 2>&1";
+  REQUIRE(std::system(command.c_str()) == 0);
+  CHECK(read_bytes(dir.file("first.h5")) == read_bytes(dir.file("third.h5")));
+}
+
+TEST_CASE("hdf5 writer: write the sample file (run by the case above)" * doctest::skip()) {
+  const char* path = std::getenv("FEATPOOL_TEST_OUTPUT");
+  REQUIRE(path != nullptr);
+  write_tensors(path, sample_tensors());
+}
+
+TEST_CASE("hdf5 writer: names taken, paths through datasets and bad data are errors") {
+  featpool::testing::temp_dir dir;
+  std::string path = dir.file(".out.h5.featpool-tmp-123456");
+  auto writer = featpool::create_hdf5_file(path, "out.h5");
+  auto tensor = make_tensor(dtype::float32, {2, 3});
+  auto origin = origin_of("/a/x", tensor);
+  writer->write("/a/x", tensor, origin);
+  CHECK_THROWS_WITH_AS(writer->write("/a/x", tensor, origin),
+                       "out.h5:/a/x: an object of that name already exists in the file",
+                       featpool::error);
+  CHECK_THROWS_WITH_AS(writer->write("a//x", tensor, origin),
+                       "out.h5:a//x: an object of that name already exists in the file",
+                       featpool::error);
+  CHECK_THROWS_WITH_AS(writer->write("/a", tensor, origin),
+                       "out.h5:/a: an object of that name already exists in the file",
+                       featpool::error);
+  CHECK_THROWS_WITH_AS(writer->write("/a/x/y/z", tensor, origin),
+                       "out.h5:/a/x/y/z: /a/x is a dataset, not a group", featpool::error);
+  CHECK_THROWS_WITH_AS(writer->write("/", tensor, origin),
+                       "out.h5:/: not a dataset name: it has no components", featpool::error);
+  auto short_data = tensor;
+  short_data.data.resize(20);
+  CHECK_THROWS_WITH_AS(
+      writer->write("/b/short", short_data, origin),
+      "out.h5:/b/short: 20 bytes of data for a float32 tensor of shape (2, 3), which holds 24",
+      featpool::error);
+  // The failures left nothing behind, and the file is still good.
+  writer->write("/a/y", tensor, origin);
+  writer->close();
+  CHECK_THROWS_WITH_AS(writer->write("/late", tensor, origin),
+                       "out.h5:/late: the file is already closed", featpool::error);
+  auto source = featpool::open_hdf5_file(path);
+  CHECK(names_of(*source) == std::vector<std::string>{"/a/x", "/a/y"});
+  json view = h5py_view(dir, path);
+  CHECK_FALSE(view.contains("/b"));
+}
+
+TEST_CASE("hdf5 writer: a file in a folder that does not exist") {
+  featpool::testing::temp_dir dir;
+  std::string path = dir.file("missing/.x.h5.featpool-tmp-123456");
+  CHECK_THROWS_WITH_AS(featpool::create_hdf5_file(path, "missing/x.h5"),
+                       "missing/x.h5: cannot create the file: No such file or directory",
+                       featpool::error);
+}
+
+TEST_CASE("hdf5 writer: no HDF5 error trace on stderr, whichever thread writes") {
+  featpool::testing::temp_dir dir;
+  std::string capture = dir.file("stderr.txt");
+  int saved = ::dup(2);
+  int sink = ::open(capture.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(sink >= 0);
+  ::dup2(sink, 2);
+  int failures = 0;
+  std::thread worker([&] {
+    try {
+      auto writer = featpool::create_hdf5_file(dir.file("out.h5"), "out.h5");
+      auto tensor = make_tensor(dtype::int8, {3});
+      writer->write("/x", tensor, origin_of("/x", tensor));
+      writer->write("/x", tensor, origin_of("/x", tensor));
+    } catch (const featpool::error&) {
+      ++failures;
+    }
+    try {
+      featpool::create_hdf5_file(dir.file("missing/out.h5"), "out.h5");
+    } catch (const featpool::error&) {
+      ++failures;
+    }
+  });
+  worker.join();
+  ::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(sink);
+  CHECK(failures == 2);
+  CHECK(read_bytes(capture).empty());
+}
+
+TEST_CASE("hdf5 writer: a full disk is an error, never a crash") {
+  featpool::testing::temp_dir dir;
+  fs::path mount_point = dir.path() / "small";
+  fs::create_directory(mount_point);
+  // A 1 MiB tmpfs: mounting needs privileges a test run may not have.
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1M") != 0) {
+    MESSAGE("skipped: cannot mount a tmpfs: " << std::strerror(errno));
+    return;
+  }
+  struct unmount_at_exit {
+    const fs::path& at;
+    ~unmount_at_exit() { ::umount2(at.c_str(), MNT_DETACH); }
+  } unmount{mount_point};
+
+  std::string path = (mount_point / "out.h5").string();
+  int failed = 0;
+  int completed = 0;
+  // From data that cannot fit at all to metadata that just does not fit,
+  // so the disk fills in write() or in close(), at different places.
+  for (std::uint64_t floats : {400000, 262144, 261000, 260000, 255000, 250000, 200000}) {
+    for (std::uint64_t pieces : {1, 2, 64}) {
+      CAPTURE(floats);
+      CAPTURE(pieces);
+      try {
+        auto writer = featpool::create_hdf5_file(path, "out.h5");
+        for (std::uint64_t i = 0; i < pieces; ++i) {
+          auto tensor = make_tensor(dtype::float32, {floats / pieces});
+          writer->write(fmt::format("/g{}/t{}", i % 3, i), tensor, origin_of("/t", tensor));
+        }
+        writer->close();
+        // A file that was closed without an error is complete.
+        read_everything(path);
+        ++completed;
+      } catch (const featpool::error& e) {
+        std::string what = e.what();
+        CAPTURE(what);
+        CHECK(e.file() == "out.h5");
+        CHECK(what.find('\n') == std::string::npos);
+        CHECK(what.find("No space left on device") != std::string::npos);
+        ++failed;
+      }
+      fs::remove(path);
+    }
+  }
+  CHECK(failed > 0);
+  CHECK(completed > 0);
+  // Failed files are closed all the same: no descriptor holds their space.
+  int open_outputs = 0;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ignored;
+    open_outputs += fs::read_symlink(fd.path(), ignored).string().starts_with(mount_point.string());
+  }
+  CHECK(open_outputs == 0);
 }

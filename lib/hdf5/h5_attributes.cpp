@@ -167,13 +167,14 @@ nlohmann::json attribute_value(hid_t attribute, const h5_context& where) {
   }
   if (bytes > kMaxAttributeBytes) return summary;
 
+  bool is_string = !description.type && H5Tget_class(type.get()) == H5T_STRING;
+  if (!description.type && !is_string) return summary;
   std::vector<nlohmann::json> values;
-  if (description.type) {
-    values = read_numbers(attribute, type.get(), *description.type, count, where);
-  } else if (H5Tget_class(type.get()) == H5T_STRING) {
-    values = read_strings(attribute, type.get(), space.get(), count, where);
-  } else {
-    return summary;
+  // HDF5 refuses to read into no buffer, so an attribute without elements
+  // (h5py's np.zeros(0)) is not read: it is an empty array of its shape.
+  if (count > 0) {
+    values = description.type ? read_numbers(attribute, type.get(), *description.type, count, where)
+                              : read_strings(attribute, type.get(), space.get(), count, where);
   }
   std::size_t next = 0;
   return nest(values, shape, 0, next);

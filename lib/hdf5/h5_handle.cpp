@@ -28,6 +28,19 @@ std::string one_line(std::string text) {
   return text;
 }
 
+// HDF5's file drivers describe a failed system call as
+// "<what failed>: time = ..., filename = '...', ..., error message = '<strerror>', ...".
+std::string without_call_details(std::string text) {
+  constexpr std::string_view kReasonField = "error message = '";
+  auto field = text.find(kReasonField);
+  auto colon = text.find(':');
+  if (field == std::string::npos || colon == std::string::npos || colon > field) return text;
+  auto start = field + kReasonField.size();
+  auto end = text.find('\'', start);
+  if (end == std::string::npos) return text;
+  return text.substr(0, colon) + ": " + text.substr(start, end - start);
+}
+
 }  // namespace
 
 h5_lock::h5_lock() : lock_(h5_mutex()) {
@@ -54,7 +67,7 @@ std::string take_innermost_h5_error() {
   std::string description;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &description);
   H5Eclear2(H5E_DEFAULT);
-  return one_line(std::move(description));
+  return without_call_details(one_line(std::move(description)));
 }
 
 void h5_context::fail_from_stack(std::string_view what) const {

@@ -57,13 +57,20 @@ class h5_handle {
   hid_t get() const noexcept { return id_; }
   explicit operator bool() const noexcept { return id_ >= 0; }
   void reset() noexcept;
+  // Gives up ownership without closing, for a caller that closes the
+  // identifier itself and checks the result (a file's final H5Fclose).
+  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
 };
 
 // The innermost description on this thread's HDF5 error stack, on one line,
-// and clears the stack; empty when the stack holds nothing.
+// and clears the stack; empty when the stack holds nothing. A failed system
+// call is described by HDF5 with the time, the file name (a temporary one,
+// when writing), the descriptor, buffer addresses and offsets; only what
+// failed and the system's reason are kept ("file write failed: No space
+// left on device").
 std::string take_innermost_h5_error();
 
 // What a failure is about: every error raised through it names this file and,

@@ -1,7 +1,8 @@
-// The module's one exported symbol. featpool_lib dlopens featpool_hdf5.so on
-// the first HDF5 file and calls this; everything else in the module (and the
-// copy of featpool_lib linked into it) stays hidden, so the module can never
-// interpose on the executable's own symbols.
+// The module's two exported symbols, its entry points: featpool_lib dlopens
+// featpool_hdf5.so on the first HDF5 file it reads or writes and calls them;
+// everything else in the module (and the copy of featpool_lib linked into
+// it) stays hidden, so the module can never interpose on the executable's
+// own symbols.
 //
 // Errors cross the boundary as C++ exceptions: featpool::error has external
 // linkage, and g++ matches exception types across shared objects by their
@@ -12,6 +13,7 @@
 #include <type_traits>
 
 #include "hdf5_source.hpp"
+#include "hdf5_writer.hpp"
 #include "lzf_filter.hpp"
 
 #include "featpool/hdf5.hpp"
@@ -25,5 +27,12 @@ extern "C" __attribute__((visibility("default"))) featpool::tensor_source* featp
   return featpool::detail::open_hdf5_source(path).release();
 }
 
+extern "C" __attribute__((visibility("default"))) featpool::hdf5_writer* featpool_hdf5_create(
+    const char* path, const char* display) {
+  return featpool::detail::create_hdf5_writer(path, display).release();
+}
+
 static_assert(std::is_same_v<decltype(&featpool_hdf5_open), featpool::hdf5_open_function>,
+              "the entry point must match what the loader looks up");
+static_assert(std::is_same_v<decltype(&featpool_hdf5_create), featpool::hdf5_create_function>,
               "the entry point must match what the loader looks up");

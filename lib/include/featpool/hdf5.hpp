@@ -1,8 +1,9 @@
 #pragma once
 // HDF5 files. Debian's libhdf5 drags dozens of shared libraries into any
-// process that links it, so the reader lives in a separately loaded module
-// (featpool_hdf5.so beside the executable), dlopen'ed on the first HDF5 file:
-// a run that touches only NPY and NPZ never loads it.
+// process that links it, so the reader and the writer live in a separately
+// loaded module (featpool_hdf5.so beside the executable), dlopen'ed on the
+// first HDF5 file read or written: a run that touches only NPY and NPZ never
+// loads it.
 
 #include <memory>
 #include <string>
