@@ -132,8 +132,11 @@ class executor {
     try {
       sink->commit();
     } catch (const error& failure) {
+      // One output file failed: one line, but every tensor in it is failed.
+      failure_lines_.push_back(error_line(failure));
       for (auto i : group) {
-        if (plan_.tensors[i].record.status == tensor_status::ok) fail(plan_.tensors[i], failure);
+        auto& r = plan_.tensors[i].record;
+        if (r.status == tensor_status::ok) mark_failed(r, failure.reason());
       }
       return options_.keep_going;
     }
@@ -177,10 +180,14 @@ class executor {
     return *open_source_;
   }
 
+  static void mark_failed(report_record& r, const std::string& reason) {
+    r.status = tensor_status::failed;
+    r.message = reason;
+    r.destination.reset();
+  }
+
   void fail(planned_tensor& p, const error& failure) {
-    p.record.status = tensor_status::failed;
-    p.record.message = failure.reason();
-    p.record.destination.reset();
+    mark_failed(p.record, failure.reason());
     failure_lines_.push_back(error_line(failure));
   }
 
