@@ -352,6 +352,12 @@ numpy_type describe(hid_t type, const h5_context& where) {
   }
 }
 
+H5T_order_t native_order() {
+  return native_byte_order() == byte_order::little ? H5T_ORDER_LE : H5T_ORDER_BE;
+}
+
+}  // namespace
+
 hid_t native_integer(dtype type) {
   switch (type) {
     case dtype::int8:
@@ -372,12 +378,6 @@ hid_t native_integer(dtype type) {
       return H5T_NATIVE_UINT64;
   }
 }
-
-H5T_order_t native_order() {
-  return native_byte_order() == byte_order::little ? H5T_ORDER_LE : H5T_ORDER_BE;
-}
-
-}  // namespace
 
 h5_type_description describe_h5_type(hid_t type_id, const h5_context& where) {
   return describe(type_id, where).description;

@@ -42,4 +42,7 @@ h5_type_description describe_h5_type(hid_t type_id, const h5_context& where);
 // order.
 h5_handle memory_type_for(hid_t file_type, dtype type, const h5_context& where);
 
+// HDF5's native integer type for an integer dtype (not an owned handle).
+hid_t native_integer(dtype type);
+
 }  // namespace featpool::detail

@@ -71,27 +71,6 @@ std::vector<std::string> path_components(const std::string& name) {
   return components;
 }
 
-hid_t native_integer(dtype type) {
-  switch (type) {
-    case dtype::int8:
-      return H5T_NATIVE_INT8;
-    case dtype::int16:
-      return H5T_NATIVE_INT16;
-    case dtype::int32:
-      return H5T_NATIVE_INT32;
-    case dtype::int64:
-      return H5T_NATIVE_INT64;
-    case dtype::uint8:
-      return H5T_NATIVE_UINT8;
-    case dtype::uint16:
-      return H5T_NATIVE_UINT16;
-    case dtype::uint32:
-      return H5T_NATIVE_UINT32;
-    default:
-      return H5T_NATIVE_UINT64;
-  }
-}
-
 // The type a dataset of `type` is stored as.
 h5_handle file_type_for(dtype type, const h5_context& where) {
   std::string what = fmt::format("cannot create the {} type", dtype_name(type));
