@@ -323,6 +323,23 @@ std::string with_blosc_instead_of_lzf(const std::string& bytes) {
 
 }  // namespace
 
+// Runs `work` on a thread that has never called HDF5 and returns what it
+// printed on stderr (captured through `capture`, a scratch file).
+template <class F>
+std::string stderr_of_new_thread(const std::string& capture, F&& work) {
+  int saved = ::dup(2);
+  int sink = ::open(capture.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(sink >= 0);
+  ::dup2(sink, 2);
+  std::thread worker(std::forward<F>(work));
+  worker.join();
+  ::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(sink);
+  return read_bytes(capture);
+}
+
 TEST_CASE("hdf5: every dataset, recursively, sorted by full path") {
   const auto& files = fixture::get();
   auto source = featpool::open_hdf5_file(files.file("nested.h5"));
@@ -732,27 +749,17 @@ TEST_CASE("hdf5: a file truncated at every byte fails cleanly") {
 TEST_CASE("hdf5: no HDF5 error trace on stderr, whichever thread calls") {
   std::string path = fixture::get().scratch("corrupt-for-threads.h5");
   write_bytes(path, read_bytes(fixture::get().file("small.h5")).substr(0, 1000));
-  std::string capture = fixture::get().scratch("stderr.txt");
-  int saved = ::dup(2);
-  int sink = ::open(capture.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  REQUIRE(sink >= 0);
-  ::dup2(sink, 2);
   int failures = 0;
   // A thread that never called HDF5 before, like a worker in the pool.
-  std::thread worker([&] {
+  auto printed = stderr_of_new_thread(fixture::get().scratch("stderr.txt"), [&] {
     try {
       featpool::open_hdf5_file(path);
     } catch (const featpool::error&) {
       ++failures;
     }
   });
-  worker.join();
-  ::fflush(stderr);
-  ::dup2(saved, 2);
-  ::close(saved);
-  ::close(sink);
   CHECK(failures == 1);
-  CHECK(read_bytes(capture).empty());
+  CHECK(printed.empty());
 }
 
 TEST_CASE("hdf5: readers on several threads at once") {
@@ -1136,13 +1143,8 @@ TEST_CASE("hdf5 writer: a file in a folder that does not exist") {
 
 TEST_CASE("hdf5 writer: no HDF5 error trace on stderr, whichever thread writes") {
   featpool::testing::temp_dir dir;
-  std::string capture = dir.file("stderr.txt");
-  int saved = ::dup(2);
-  int sink = ::open(capture.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  REQUIRE(sink >= 0);
-  ::dup2(sink, 2);
   int failures = 0;
-  std::thread worker([&] {
+  auto printed = stderr_of_new_thread(dir.file("stderr.txt"), [&] {
     try {
       auto writer = featpool::create_hdf5_file(dir.file("out.h5"), "out.h5");
       auto tensor = make_tensor(dtype::int8, {3});
@@ -1157,13 +1159,8 @@ TEST_CASE("hdf5 writer: no HDF5 error trace on stderr, whichever thread writes")
       ++failures;
     }
   });
-  worker.join();
-  ::fflush(stderr);
-  ::dup2(saved, 2);
-  ::close(saved);
-  ::close(sink);
   CHECK(failures == 2);
-  CHECK(read_bytes(capture).empty());
+  CHECK(printed.empty());
 }
 
 TEST_CASE("hdf5 writer: a full disk is an error, never a crash") {
