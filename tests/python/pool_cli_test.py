@@ -245,6 +245,40 @@ class Flags(PoolTest):
         np.testing.assert_array_equal(out, ref)
 
 
+class Terminal(PoolTest):
+    """The report on a terminal: summarized past 50 tensors unless --verbose."""
+
+    def on_terminal(self, *args):
+        command = " ".join([FEATPOOL, "pool", *args])
+        done = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                              timeout=120)
+        return done.returncode, done.stdout.decode().replace("\r\n", "\n")
+
+    def test_summary_and_verbose(self):
+        os.makedirs(self.path("in"))
+        for i in range(60):
+            np.save(self.path(f"in/t{i:02d}.npy"), np.ones((1, 2, 3, 3), np.float32))
+        code, out = self.on_terminal(self.path("in"), "-o", self.path("o.h5"))
+        self.assertEqual(code, 0)
+        self.assertEqual(out, "COUNT  SHAPE                        DTYPE              STATUS  MESSAGE\n"
+                              "60     (1, 2, 3, 3) → (1, 2, 1, 1)  float32 → float32  ok\n"
+                              "60 ok, 0 skipped, 0 failed\n")
+        code, out = self.on_terminal(self.path("in"), "-o", self.path("o.h5"), "--force", "-v")
+        self.assertEqual(code, 0)
+        self.assertEqual(len(out.splitlines()), 62)
+        code, out = self.on_terminal(self.path("in"), "-o", self.path("o.h5"), "--force", "-q")
+        self.assertEqual((code, out), (0, ""))
+
+    def test_sync_writes_the_same_output(self):
+        code, _, _ = run("pool", sample("tokens_ncl.npy"), "-o", self.path("a.npy"), "-q")
+        self.assertEqual(code, 0)
+        code, _, _ = run("pool", sample("tokens_ncl.npy"), "-o", self.path("b.npy"), "-q",
+                         "--sync")
+        self.assertEqual(code, 0)
+        self.assertEqual(Path(self.path("a.npy")).read_bytes(),
+                         Path(self.path("b.npy")).read_bytes())
+
+
 class Interruptions(PoolTest):
     """A tensor fed slowly through a FIFO keeps featpool mid-write on demand."""
 
