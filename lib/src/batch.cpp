@@ -6,7 +6,6 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -74,7 +73,7 @@ void write_report(const std::vector<report_record>& records, const report_destin
 provenance provenance_of(const planned_tensor& p, const pool_options& options) {
   const auto& info = p.info;
   return {std::string(pool_op_name(options.op)), options.size.text, p.request.axes.letters,
-          info.format == file_format::npy ? info.file : info.file + ":" + info.name, info.shape};
+          tensor_reference(info), info.shape};
 }
 
 class executor {

@@ -134,10 +134,6 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-std::string strip_leading_slash(const std::string& name) {
-  return name.starts_with('/') ? name.substr(1) : name;
-}
-
 std::string missing_tensor_message(const std::string& wanted,
                                    const std::vector<tensor_info>& tensors) {
   std::string message = fmt::format("no tensor named '{}'", wanted);
@@ -145,7 +141,7 @@ std::string missing_tensor_message(const std::string& wanted,
   std::size_t best = std::string::npos;
   for (const auto& info : tensors) {
     std::size_t distance =
-        edit_distance(strip_leading_slash(wanted), strip_leading_slash(info.name));
+        edit_distance(without_leading_slash(wanted), without_leading_slash(info.name));
     if (distance < best) {
       best = distance;
       closest = &info;
@@ -209,13 +205,17 @@ std::unique_ptr<tensor_source> open_input(const input_file& input) {
   throw error(input.display, "not an NPY, NPZ or HDF5 file");
 }
 
+std::string without_leading_slash(const std::string& name) {
+  return name.starts_with('/') ? name.substr(1) : name;
+}
+
 bool is_glob(const std::string& pattern) {
   return pattern.find_first_of("*?[") != std::string::npos;
 }
 
 bool name_matches(const std::string& pattern, const std::string& name) {
-  std::string bare_name = strip_leading_slash(name);
-  std::string bare_pattern = strip_leading_slash(pattern);
+  std::string bare_name = without_leading_slash(name);
+  std::string bare_pattern = without_leading_slash(pattern);
   if (bare_pattern.find('/') == std::string::npos) {
     auto slash = bare_name.rfind('/');
     if (slash != std::string::npos) bare_name = bare_name.substr(slash + 1);
@@ -232,8 +232,8 @@ std::vector<std::size_t> select_tensors(const std::vector<tensor_info>& tensors,
     bool wanted = true;
     if (input.selector) {
       // FILE:NAME names the whole path (leading '/' optional), unlike --name.
-      std::string pattern = strip_leading_slash(*input.selector);
-      wanted = ::fnmatch(pattern.c_str(), strip_leading_slash(name).c_str(), FNM_PATHNAME) == 0;
+      std::string pattern = without_leading_slash(*input.selector);
+      wanted = ::fnmatch(pattern.c_str(), without_leading_slash(name).c_str(), FNM_PATHNAME) == 0;
     }
     if (wanted && !name_globs.empty()) {
       wanted = std::any_of(name_globs.begin(), name_globs.end(),

@@ -8,15 +8,10 @@
 #include "featpool/discover.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
+#include "featpool/text_table.hpp"
 
 namespace featpool {
 namespace {
-
-std::string tensor_reference(const tensor_info& info) {
-  // An NPY file holds one unnamed array: the file itself is the reference.
-  if (info.format == file_format::npy) return info.file;
-  return info.file + ":" + info.name;
-}
 
 std::string number_text(const std::optional<double>& value) {
   return value ? fmt::format("{:.6g}", *value) : "-";
@@ -30,23 +25,13 @@ std::string attribute_text(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// Columns padded to their widest cell; the last column is not padded.
+// The rows aligned, each followed by its trailer lines (attributes).
 std::string aligned(const std::vector<std::vector<std::string>>& rows,
                     const std::vector<std::vector<std::string>>& trailers) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
   std::string out;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    std::string line;
-    for (std::size_t i = 0; i < rows[r].size(); ++i) {
-      line += rows[r][i];
-      if (i + 1 < rows[r].size()) line.append(widths[i] - rows[r][i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + '\n';
+  auto lines = aligned_lines(rows);
+  for (std::size_t r = 0; r < lines.size(); ++r) {
+    out += lines[r] + '\n';
     for (const auto& trailer : trailers[r]) out += trailer + '\n';
   }
   return out;

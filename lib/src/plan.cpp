@@ -16,14 +16,6 @@ namespace featpool {
 namespace fs = std::filesystem;
 namespace {
 
-std::string source_reference(const tensor_info& info) {
-  return info.format == file_format::npy ? info.file : info.file + ":" + info.name;
-}
-
-std::string without_leading_slash(const std::string& name) {
-  return name.starts_with('/') ? name.substr(1) : name;
-}
-
 // The name a tensor gets inside an output file of `format`: HDF5 paths
 // start with '/', NPZ members do not and end in ".npy", as numpy names them.
 std::string name_in(output_format format, const std::string& name) {
@@ -159,7 +151,7 @@ class planner {
     auto& r = p.record;
     r.file = info.file;
     r.name = info.name;
-    r.reference = source_reference(info);
+    r.reference = tensor_reference(info);
     r.input_shape = info.shape;
     r.input_dtype = info.dtype_string;
     r.op = std::string(pool_op_name(options_.op));
@@ -286,9 +278,9 @@ class planner {
         if (!fresh) {
           collide(i,
                   fmt::format("output name {} is also the name of {}", p.record.destination.value(),
-                              source_reference(plan_.tensors[it->second].info)));
+                              tensor_reference(plan_.tensors[it->second].info)));
           collide(it->second, fmt::format("output name {} is also the name of {}",
-                                          p.record.destination.value(), source_reference(p.info)));
+                                          p.record.destination.value(), tensor_reference(p.info)));
         }
       }
       if (first.output_as != output_format::hdf5) continue;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "featpool/inspect.hpp"
+#include "featpool/text_table.hpp"
 #include "featpool/version.hpp"
 
 namespace featpool {
@@ -28,28 +29,9 @@ std::string dtype_change(const report_record& r) {
   return text;
 }
 
-// Display width of UTF-8 text: the arrows are one column, three bytes.
-std::size_t columns(const std::string& text) {
-  return static_cast<std::size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xc0) != 0x80; }));
-}
-
 std::string align(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], columns(row[i]));
-  }
   std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line.append(widths[i] - columns(row[i]) + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + '\n';
-  }
+  for (const auto& line : aligned_lines(rows)) out += line + '\n';
   return out;
 }
 

@@ -14,6 +14,11 @@ std::string_view file_format_name(file_format format) {
   return "npy";
 }
 
+std::string tensor_reference(const tensor_info& info) {
+  if (info.format == file_format::npy) return info.file;
+  return info.file + ":" + info.name;
+}
+
 std::uint64_t tensor_info::element_count() const noexcept {
   std::uint64_t count = 1;
   for (auto extent : shape) count *= extent;  // formats check for overflow on open

@@ -36,6 +36,10 @@ std::vector<std::size_t> select_tensors(const std::vector<tensor_info>& tensors,
                                         const input_file& input,
                                         const std::vector<std::string>& name_globs);
 
+// A tensor name without its leading '/': HDF5 paths have one, NPZ members
+// not, and FILE:NAME accepts both.
+std::string without_leading_slash(const std::string& name);
+
 // True when `pattern` holds glob characters (`*`, `?`, `[`).
 bool is_glob(const std::string& pattern);
 

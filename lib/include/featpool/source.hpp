@@ -50,6 +50,10 @@ struct tensor_info {
   std::uint64_t element_count() const noexcept;
 };
 
+// How a tensor is named on the command line and in messages: the file for
+// an NPY file, which holds one unnamed array; FILE:NAME otherwise.
+std::string tensor_reference(const tensor_info& info);
+
 // Streams one tensor's elements: native byte order, the tensor's memory
 // order, every block a whole number of elements.
 class block_reader {
