@@ -6,10 +6,7 @@
 #include <type_traits>
 
 #include <fmt/format.h>
-#include <oneapi/tbb/info.h>
 #include <oneapi/tbb/parallel_for.h>
-#include <oneapi/tbb/partitioner.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
@@ -44,6 +41,12 @@ struct geometry {
   // Channels-last storage: the fastest axis is not spatial, so its lanes
   // feed disjoint cells and can be split between threads instead.
   bool lanes_split = false;
+  // Global pooling over the fastest axes with the slower ones passed
+  // through (NCHW to (N, C, 1, 1)): every run of this many consecutive
+  // elements feeds one cell, the axes before tail_begin say which. 0 when
+  // the storage order is not of that form.
+  std::uint64_t tail_length = 0;
+  std::size_t tail_begin = 0;
 };
 
 geometry make_geometry(const tensor_info& input, const pool_request& request) {
@@ -78,11 +81,31 @@ geometry make_geometry(const tensor_info& input, const pool_request& request) {
     for (std::size_t m = prefix; m < rank; ++m) g.unit_length *= g.axes[m].extent;
   }
   g.lanes_split = g.axes.back().windows == nullptr;
+  std::size_t tail_begin = rank;
+  while (tail_begin > 0 && g.axes[tail_begin - 1].windows &&
+         g.axes[tail_begin - 1].windows->output_length == 1) {
+    --tail_begin;
+  }
+  bool outer_passed_through = tail_begin == prefix;
+  if (tail_begin < rank && outer_passed_through) {
+    g.tail_begin = tail_begin;
+    g.tail_length = 1;
+    for (std::size_t m = tail_begin; m < rank; ++m) g.tail_length *= g.axes[m].extent;
+  }
   return g;
 }
 
 // The number of input elements in each output cell's window, for averages.
 std::vector<double> window_counts(const geometry& g) {
+  // Windows of one size on every axis (global pooling, or sizes that divide
+  // the input): one count for all cells.
+  double common = 1.0;
+  bool uniform = true;
+  for (const auto& w : g.windows) {
+    for (std::uint64_t i = 1; i < w.output_length; ++i) uniform = uniform && w.size(i) == w.size(0);
+    common *= static_cast<double>(w.size(0));
+  }
+  if (uniform) return std::vector<double>(g.output_count, common);
   std::vector<double> counts(g.output_count, 1.0);
   for (std::size_t s = 0; s < g.spatial_axes.size(); ++s) {
     std::size_t l = g.spatial_axes[s];
@@ -162,10 +185,7 @@ class typed_kernel final : public pooler::kernel {
       : g_(std::move(g)),
         cells_(g_.output_count, initial_value<acc_t>(Op)),
         output_type_(request.output_type),
-        threads_(std::max(1, request.threads)),
-        // More workers than cores cannot run at once (TBB warns about it);
-        // the work is still split into threads_ parts, so results do not change.
-        arena_(std::min(threads_, tbb::info::default_concurrency())) {}
+        threads_(std::max(1, request.threads)) {}
 
   void consume(std::span<const std::byte> block) override {
     auto values = elements_of<T>(block);
@@ -208,14 +228,12 @@ class typed_kernel final : public pooler::kernel {
   }
 
  private:
+  // Runs the parts in the caller's arena, so a kernel inside the batch
+  // executor shares its workers instead of competing for them.
   template <class F>
   void run_parallel(F&& part) {
     auto parts = static_cast<std::uint64_t>(threads_);
-    arena_.execute([&] {
-      tbb::parallel_for(
-          std::uint64_t{0}, parts, [&](std::uint64_t t) { part(t, parts); },
-          tbb::static_partitioner());
-    });
+    tbb::parallel_for(std::uint64_t{0}, parts, [&](std::uint64_t t) { part(t, parts); });
   }
 
   // Splits a block at unit boundaries: parts then feed disjoint cells, and
@@ -241,6 +259,7 @@ class typed_kernel final : public pooler::kernel {
   // spatial.
   void process(const T* data, std::uint64_t start, std::uint64_t count, std::uint64_t lane_begin,
                std::uint64_t lane_end) {
+    if (g_.tail_length != 0) return process_tail(data, start, count);
     const std::size_t rank = g_.axes.size();
     std::vector<std::uint64_t> coords(rank);
     for (std::size_t m = rank; m-- > 0;) {
@@ -257,13 +276,19 @@ class typed_kernel final : public pooler::kernel {
       row_bases(coords, bases, expanded);
       const T* row = data + i;
       if (inner.windows) {
+        // Window by window over the row: each cell still takes its
+        // elements left to right.
         const auto& w = *inner.windows;
+        std::uint64_t first = w.first_window[x];
+        std::uint64_t last = w.last_window[x + run - 1];
         for (auto base : bases) {
           acc_t* out = cells + base;
-          for (std::uint64_t e = 0; e < run; ++e) {
-            for (std::uint64_t win = w.first_window[x + e]; win <= w.last_window[x + e]; ++win) {
-              combine<Op>(out[win * inner.output_stride], row[e]);
-            }
+          for (std::uint64_t win = first; win <= last; ++win) {
+            std::uint64_t lo = std::max(w.start[win], x) - x;
+            std::uint64_t hi = std::min(w.end[win], x + run) - x;
+            acc_t cell = out[win * inner.output_stride];
+            for (std::uint64_t e = lo; e < hi; ++e) combine<Op>(cell, row[e]);
+            out[win * inner.output_stride] = cell;
           }
         }
       } else {
@@ -283,6 +308,54 @@ class typed_kernel final : public pooler::kernel {
         ++coords[m - 1];
       }
     }
+  }
+
+  // Global pooling over the tail (see geometry::tail_length). Four runs
+  // fold at once in separate dependency chains, each still left to right,
+  // so the processor overlaps their additions.
+  void process_tail(const T* data, std::uint64_t start, std::uint64_t count) {
+    const std::uint64_t tail = g_.tail_length;
+    acc_t* cells = cells_.data();
+    while (count > 0) {
+      std::uint64_t run = start / tail;
+      std::uint64_t offset = start % tail;
+      std::uint64_t used;
+      if (offset == 0 && count >= 4 * tail) {
+        acc_t& c0 = cells[cell_of_run(run)];
+        acc_t& c1 = cells[cell_of_run(run + 1)];
+        acc_t& c2 = cells[cell_of_run(run + 2)];
+        acc_t& c3 = cells[cell_of_run(run + 3)];
+        acc_t a0 = c0, a1 = c1, a2 = c2, a3 = c3;
+        const T* p = data;
+        for (std::uint64_t e = 0; e < tail; ++e) {
+          combine<Op>(a0, p[e]);
+          combine<Op>(a1, p[e + tail]);
+          combine<Op>(a2, p[e + 2 * tail]);
+          combine<Op>(a3, p[e + 3 * tail]);
+        }
+        c0 = a0, c1 = a1, c2 = a2, c3 = a3;
+        used = 4 * tail;
+      } else {
+        used = std::min(tail - offset, count);
+        acc_t& cell = cells[cell_of_run(run)];
+        acc_t a = cell;
+        for (std::uint64_t e = 0; e < used; ++e) combine<Op>(a, data[e]);
+        cell = a;
+      }
+      data += used;
+      start += used;
+      count -= used;
+    }
+  }
+
+  // The cell the tail run with this index feeds.
+  std::uint64_t cell_of_run(std::uint64_t run) const {
+    std::uint64_t cell = 0;
+    for (std::size_t m = g_.tail_begin; m-- > 0;) {
+      cell += run % g_.axes[m].extent * g_.axes[m].output_stride;
+      run /= g_.axes[m].extent;
+    }
+    return cell;
   }
 
   // The output offsets a row of the fastest axis feeds, from the windows
@@ -312,7 +385,6 @@ class typed_kernel final : public pooler::kernel {
   std::vector<acc_t> cells_;
   dtype output_type_;
   int threads_;
-  tbb::task_arena arena_;
   std::uint64_t position_ = 0;  // storage index of the next element
 };
 
