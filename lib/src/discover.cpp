@@ -102,20 +102,36 @@ std::unique_ptr<tensor_source> open_stream(const input_file& input) {
 
 enum class sniffed { npy, zip, hdf5, unknown };
 
-sniffed sniff(const std::string& path, const std::string& display) {
+// What a file's first bytes say it is, and the file itself, still at offset
+// 0, so the NPY reader goes on without opening it again.
+struct sniffed_file {
+  sniffed kind = sniffed::unknown;
+  std::unique_ptr<fd_stream> opened;
+};
+
+sniffed_file sniff(const std::string& path, const std::string& display) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw error(display, std::strerror(errno));
-  fd_stream in(fd, display, true);
+  sniffed_file result{sniffed::unknown, std::make_unique<fd_stream>(fd, display, true)};
   std::array<std::byte, 8> magic{};
-  std::size_t got = in.read(magic);
+  ssize_t got;
+  do {
+    got = ::pread(fd, magic.data(), magic.size(), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) throw error(display, std::strerror(errno));
   if (got == 0) throw error(display, "empty file");
   auto starts_with = [&](std::string_view prefix) {
-    return got >= prefix.size() && std::memcmp(magic.data(), prefix.data(), prefix.size()) == 0;
+    return static_cast<std::size_t>(got) >= prefix.size() &&
+           std::memcmp(magic.data(), prefix.data(), prefix.size()) == 0;
   };
-  if (starts_with("\x93NUMPY")) return sniffed::npy;
-  if (starts_with("PK\x03\x04") || starts_with("PK\x05\x06")) return sniffed::zip;
-  if (starts_with("\x89HDF\r\n\x1a\n")) return sniffed::hdf5;
-  return sniffed::unknown;
+  if (starts_with("\x93NUMPY")) {
+    result.kind = sniffed::npy;
+  } else if (starts_with("PK\x03\x04") || starts_with("PK\x05\x06")) {
+    result.kind = sniffed::zip;
+  } else if (starts_with("\x89HDF\r\n\x1a\n")) {
+    result.kind = sniffed::hdf5;
+  }
+  return result;
 }
 
 // Levenshtein distance, for did-you-mean hints on misspelt tensor names.
@@ -186,9 +202,10 @@ std::vector<input_file> expand_input(const std::string& argument) {
 
 std::unique_ptr<tensor_source> open_input(const input_file& input) {
   if (input.stream) return open_stream(input);
-  switch (sniff(input.path, input.display)) {
+  auto file = sniff(input.path, input.display);
+  switch (file.kind) {
     case sniffed::npy:
-      return open_npy_file(input.path);
+      return open_npy_file(std::move(file.opened), input.path);
     case sniffed::zip:
       return open_npz_file(input.path);
     case sniffed::hdf5:

@@ -257,23 +257,24 @@ class npy_block_reader final : public block_reader {
         swap_(info.stored_byte_order != byte_order::none &&
               info.stored_byte_order != native_byte_order()) {
     std::uint64_t block = std::min<std::uint64_t>(total_, kBlockBytes);
-    buffer_.resize(block - block % item_size_);
-    if (buffer_.empty() && total_ > 0) buffer_.resize(item_size_);
+    capacity_ = static_cast<std::size_t>(block - block % item_size_);
+    if (capacity_ == 0 && total_ > 0) capacity_ = item_size_;
+    // Left uninitialised: every byte handed out was read into it first.
+    buffer_ = std::make_unique_for_overwrite<std::byte[]>(capacity_);
   }
 
   std::span<const std::byte> next() override {
     if (remaining_ == 0) return {};
-    std::size_t want =
-        static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, buffer_.size()));
-    std::size_t got = in_->read(std::span(buffer_.data(), want));
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, capacity_));
+    std::size_t got = in_->read(std::span(buffer_.get(), want));
     if (got < want) {
       throw error(file_, tensor_,
                   fmt::format("truncated data: header says {} bytes, file has {}", total_,
                               total_ - remaining_ + got));
     }
     remaining_ -= got;
-    if (swap_) swap_bytes(std::span(buffer_.data(), got));
-    return std::span(buffer_.data(), got);
+    if (swap_) swap_bytes(std::span(buffer_.get(), got));
+    return std::span(buffer_.get(), got);
   }
 
  private:
@@ -290,26 +291,31 @@ class npy_block_reader final : public block_reader {
   std::uint64_t remaining_;
   std::uint64_t total_;
   bool swap_;
-  std::vector<std::byte> buffer_;
+  std::size_t capacity_ = 0;
+  std::unique_ptr<std::byte[]> buffer_;
 };
 
 class npy_file_source final : public tensor_source {
  public:
-  explicit npy_file_source(std::string path) : path_(std::move(path)) {
-    auto in = open_stream();
-    auto header = read_npy_header(*in, path_, "");
+  // `opened`, when given, is the file at offset 0: listing and a first read
+  // then share one open file, which matters for batches of many small ones.
+  npy_file_source(std::string path, std::unique_ptr<fd_stream> opened)
+      : path_(std::move(path)), at_data_(opened ? std::move(opened) : open_stream()) {
+    auto header = read_npy_header(*at_data_, path_, "");
     infos_.push_back(describe_npy(header, path_, std::filesystem::path(path_).stem().string(),
-                                  file_format::npy, in->size()));
+                                  file_format::npy, at_data_->size()));
   }
 
   const std::vector<tensor_info>& tensors() const override { return infos_; }
 
   std::unique_ptr<block_reader> open(std::size_t index) override {
+    const auto& info = infos_.at(index);
+    if (at_data_) return make_npy_reader(std::move(at_data_), info);
     // Reading the header again leaves the stream at the data and notices a
     // file that changed since it was listed.
     auto in = open_stream();
     read_npy_header(*in, path_, "");
-    return make_npy_reader(std::move(in), infos_.at(index));
+    return make_npy_reader(std::move(in), info);
   }
 
  private:
@@ -320,6 +326,7 @@ class npy_file_source final : public tensor_source {
   }
 
   std::string path_;
+  std::unique_ptr<fd_stream> at_data_;  // right after the header, until first read
   std::vector<tensor_info> infos_;
 };
 
@@ -425,7 +432,12 @@ std::unique_ptr<block_reader> make_npy_reader(std::unique_ptr<byte_stream> in,
 }
 
 std::unique_ptr<tensor_source> open_npy_file(const std::string& path) {
-  return std::make_unique<npy_file_source>(path);
+  return std::make_unique<npy_file_source>(path, nullptr);
+}
+
+std::unique_ptr<tensor_source> open_npy_file(std::unique_ptr<fd_stream> opened,
+                                             const std::string& path) {
+  return std::make_unique<npy_file_source>(path, std::move(opened));
 }
 
 std::unique_ptr<tensor_source> open_npy_stream(std::unique_ptr<byte_stream> in, std::string file,

@@ -41,6 +41,9 @@ std::unique_ptr<block_reader> make_npy_reader(std::unique_ptr<byte_stream> in,
 
 // An .npy file on disk. The tensor is named after the file's stem.
 std::unique_ptr<tensor_source> open_npy_file(const std::string& path);
+// The same for a file already open at offset 0 (read after sniffing it).
+std::unique_ptr<tensor_source> open_npy_file(std::unique_ptr<fd_stream> opened,
+                                             const std::string& path);
 
 // An NPY stream (standard input or a FIFO) that can be read once.
 std::unique_ptr<tensor_source> open_npy_stream(std::unique_ptr<byte_stream> in, std::string file,
