@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "featpool/batch.hpp"
+#include "featpool/cpus.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
 #include "featpool/inspect.hpp"
@@ -43,6 +44,7 @@ struct pool_flags {
   std::string format;
   std::string report_format;
   std::string report;
+  std::string shard;
 };
 
 void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
@@ -93,6 +95,9 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
                    "text or json (default: json when PATH ends in .json)");
   pool->add_option("-j,--jobs", options.jobs, "Worker threads (default: the CPUs available)")
       ->default_val(featpool::available_cpus());
+  pool->add_option("--shard", flags.shard,
+                   "Process shard K of N: a balanced, deterministic share of the input files")
+      ->type_name("K/N");
   pool->add_flag("--force", options.force, "Overwrite existing outputs");
   pool->add_flag("--skip-existing", options.skip_existing,
                  "Leave existing outputs alone and report them as skipped");
@@ -113,6 +118,7 @@ void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
     options.report_as = featpool::parse_report_format(flags.report_format);
   }
   if (!flags.report.empty()) options.report_path = flags.report;
+  if (!flags.shard.empty()) options.shard = featpool::parse_shard(flags.shard);
 }
 
 }  // namespace

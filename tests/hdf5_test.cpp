@@ -1026,7 +1026,8 @@ TEST_CASE("hdf5 writer: provenance attributes on every dataset") {
   // A rank-0 input shape is an empty array, not a missing attribute.
   std::string scalar_path = dir.file("scalar.h5");
   auto writer = featpool::create_hdf5_file(scalar_path, scalar_path);
-  writer->write("/s", make_tensor(dtype::float64, {}), {"avg", "1", "NCL", "x.npy", {}});
+  writer->write("/s", make_tensor(dtype::float64, {}),
+                featpool::provenance{"avg", "1", "NCL", "x.npy", {}});
   writer->close();
   auto scalar = featpool::open_hdf5_file(scalar_path);
   CHECK(info_of(*scalar, "/s").attributes["featpool_input_shape"] == json::array());

@@ -51,7 +51,6 @@
 #include <hdf5.h>
 
 #include "featpool/error.hpp"
-#include "featpool/version.hpp"
 
 namespace featpool::detail {
 namespace {
@@ -182,7 +181,7 @@ class h5_writer final : public hdf5_writer {
   }
 
   void write(const std::string& name, const pooled_tensor& tensor,
-             const provenance& origin) override {
+             const std::optional<provenance>& origin) override {
     h5_lock lock;
     h5_context at{where_.file, name};
     check_usable(at);
@@ -225,12 +224,14 @@ class h5_writer final : public hdf5_writer {
                           tensor.data.data()),
                  "cannot write the dataset");
       }
-      write_string_attribute(dataset.get(), "featpool_op", origin.op, at);
-      write_string_attribute(dataset.get(), "featpool_size", origin.size, at);
-      write_string_attribute(dataset.get(), "featpool_layout", origin.layout, at);
-      write_string_attribute(dataset.get(), "featpool_source", origin.source, at);
-      write_shape_attribute(dataset.get(), "featpool_input_shape", origin.input_shape, at);
-      write_string_attribute(dataset.get(), "featpool_version", kVersion, at);
+      if (origin) {
+        write_string_attribute(dataset.get(), "featpool_op", origin->op, at);
+        write_string_attribute(dataset.get(), "featpool_size", origin->size, at);
+        write_string_attribute(dataset.get(), "featpool_layout", origin->layout, at);
+        write_string_attribute(dataset.get(), "featpool_source", origin->source, at);
+        write_shape_attribute(dataset.get(), "featpool_input_shape", origin->input_shape, at);
+        write_string_attribute(dataset.get(), "featpool_version", origin->version, at);
+      }
     } catch (...) {
       remove_created(created);
       throw;

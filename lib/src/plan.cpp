@@ -11,30 +11,12 @@
 
 #include "featpool/error.hpp"
 #include "featpool/inspect.hpp"
+#include "featpool/naming.hpp"
+#include "featpool/shard.hpp"
 
 namespace featpool {
 namespace fs = std::filesystem;
 namespace {
-
-// The name a tensor gets inside an output file of `format`: HDF5 paths
-// start with '/', NPZ members do not and end in ".npy", as numpy names them.
-std::string name_in(output_format format, const std::string& name) {
-  if (format == output_format::npz) return without_leading_slash(name) + ".npy";
-  if (format == output_format::hdf5) return "/" + without_leading_slash(name);
-  return name;
-}
-
-std::string extension_of(output_format format) {
-  switch (format) {
-    case output_format::npy:
-      break;
-    case output_format::npz:
-      return ".npz";
-    case output_format::hdf5:
-      return ".h5";
-  }
-  return ".npy";
-}
 
 report_record failed_argument(const std::string& file, const std::string& reason) {
   report_record record;
@@ -42,39 +24,6 @@ report_record failed_argument(const std::string& file, const std::string& reason
   record.status = tensor_status::failed;
   record.message = reason;
   return record;
-}
-
-std::string stem_path(const fs::path& path) {
-  return (path.parent_path() / path.stem()).generic_string();
-}
-
-// Relative stems: under a directory argument, relative to it; for file
-// arguments, relative to the deepest folder holding all of them.
-void assign_relative_stems(std::vector<planned_input>& inputs) {
-  std::optional<fs::path> common;
-  for (const auto& p : inputs) {
-    if (!p.input.root.empty() || p.input.path == "-") continue;
-    fs::path parent = fs::absolute(p.input.path).lexically_normal().parent_path();
-    if (!common) {
-      common = parent;
-      continue;
-    }
-    fs::path shared;
-    auto a = common->begin();
-    auto b = parent.begin();
-    for (; a != common->end() && b != parent.end() && *a == *b; ++a, ++b) shared /= *a;
-    common = shared;
-  }
-  for (auto& p : inputs) {
-    if (p.input.path == "-") {
-      p.relative_stem = "stdin";
-    } else if (!p.input.root.empty()) {
-      p.relative_stem = stem_path(fs::path(p.input.path).lexically_relative(p.input.root));
-    } else {
-      fs::path absolute = fs::absolute(p.input.path).lexically_normal();
-      p.relative_stem = stem_path(absolute.lexically_relative(*common));
-    }
-  }
 }
 
 struct file_identity {
@@ -97,7 +46,10 @@ class planner {
 
   plan run() {
     discover();
-    assign_relative_stems(plan_.inputs);
+    assign_relative_stems();
+    // Names depend on every discovered file, never on the shard.
+    plan_.discovered_files = plan_.inputs.size();
+    if (options_.shard) keep_shard(*options_.shard);
     for (std::size_t i = 0; i < plan_.inputs.size(); ++i) list_input(i);
     assign_destinations();
     find_collisions();
@@ -116,6 +68,39 @@ class planner {
         add_failure(failed_argument(failure.file(), failure.reason()));
       }
     }
+  }
+
+  void assign_relative_stems() {
+    std::vector<input_file> files;
+    for (const auto& in : plan_.inputs) files.push_back(in.input);
+    auto stems = relative_stems(files);
+    for (std::size_t i = 0; i < stems.size(); ++i) plan_.inputs[i].relative_stem = stems[i];
+  }
+
+  // Files that could map to the same mirrored output (same path without
+  // extension) form one group, so a collision is always seen by one
+  // process. A failed argument is reported by shard 1 alone, so merged
+  // reports count it once.
+  void keep_shard(const shard_spec& shard) {
+    std::map<std::string, std::size_t> group_of_stem;
+    std::vector<std::uint64_t> weights;
+    std::vector<std::size_t> group_of_input;
+    for (const auto& in : plan_.inputs) {
+      auto [it, fresh] = group_of_stem.emplace(in.relative_stem, weights.size());
+      if (fresh) weights.push_back(0);
+      struct stat st {};
+      if (!in.input.stream && ::stat(in.input.path.c_str(), &st) == 0) {
+        weights[it->second] += static_cast<std::uint64_t>(st.st_size);
+      }
+      group_of_input.push_back(it->second);
+    }
+    auto shard_of = assign_shards(weights, shard.count);
+    std::vector<planned_input> kept;
+    for (std::size_t i = 0; i < plan_.inputs.size(); ++i) {
+      if (shard_of[group_of_input[i]] == shard.index) kept.push_back(std::move(plan_.inputs[i]));
+    }
+    plan_.inputs = std::move(kept);
+    if (shard.index != 1) plan_.tensors.clear();
   }
 
   void list_input(std::size_t index) {
@@ -225,7 +210,7 @@ class planner {
     for (const auto& p : plan_.tensors) {
       if (p.input && p.record.status == tensor_status::ok) ++pooled_per_input[*p.input];
     }
-    bool one_file = plan_.inputs.size() == 1;
+
     for (auto& p : plan_.tensors) {
       if (!p.input || p.record.status != tensor_status::ok) continue;
       const auto& in = plan_.inputs[*p.input];
@@ -240,11 +225,8 @@ class planner {
       } else {
         p.output_as = target.format;
         p.output_path = target.path;
-        std::string name = one_file ? p.info.name
-                           : in.holds_many
-                               ? "/" + in.relative_stem + "/" + without_leading_slash(p.info.name)
-                               : "/" + in.relative_stem;
-        p.output_name = name_in(target.format, name);
+        p.output_name = name_in(target.format, collected_name(in.relative_stem, in.holds_many,
+                                                              p.info.name, plan_.discovered_files));
       }
       p.record.destination =
           p.output_as == output_format::npy ? p.output_path : p.output_path + ":" + p.output_name;
@@ -255,7 +237,6 @@ class planner {
   // also NPY outputs given more than one tensor, and HDF5 names where one
   // would have to be both a dataset and a group.
   void find_collisions() {
-    std::map<std::pair<std::string, std::string>, std::size_t> owner;
     std::map<std::string, std::vector<std::size_t>> per_file;
     for (std::size_t i = 0; i < plan_.tensors.size(); ++i) {
       const auto& p = plan_.tensors[i];
@@ -271,26 +252,22 @@ class planner {
         }
         continue;
       }
-      std::map<std::string, std::size_t> names;
-      for (auto i : members) {
-        const auto& p = plan_.tensors[i];
-        auto [it, fresh] = names.emplace(p.output_name, i);
-        if (!fresh) {
-          collide(i,
-                  fmt::format("output name {} is also the name of {}", p.record.destination.value(),
-                              tensor_reference(plan_.tensors[it->second].info)));
-          collide(it->second, fmt::format("output name {} is also the name of {}",
-                                          p.record.destination.value(), tensor_reference(p.info)));
-        }
-      }
-      if (first.output_as != output_format::hdf5) continue;
-      for (const auto& [name, i] : names) {
-        auto inside = names.lower_bound(name + "/");
-        if (inside != names.end() && inside->first.starts_with(name + "/")) {
-          collide(i, fmt::format("output name {} would have to be a dataset and a group, as {} "
+      std::vector<std::string> names;
+      for (auto i : members) names.push_back(plan_.tensors[i].output_name);
+      for (const auto& clash : find_name_clashes(names, first.output_as == output_format::hdf5)) {
+        auto a = members[clash.first];
+        auto b = members[clash.second];
+        const auto& first_name = plan_.tensors[a].record.destination.value();
+        if (clash.group) {
+          collide(a, fmt::format("output name {} would have to be a dataset and a group, as {} "
                                  "is inside it",
-                                 name, inside->first));
+                                 names[clash.first], names[clash.second]));
+          continue;
         }
+        collide(b, fmt::format("output name {} is also the name of {}", first_name,
+                               tensor_reference(plan_.tensors[a].info)));
+        collide(a, fmt::format("output name {} is also the name of {}", first_name,
+                               tensor_reference(plan_.tensors[b].info)));
       }
     }
   }

@@ -1,9 +1,11 @@
 #include "featpool/sink.hpp"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -44,30 +46,53 @@ void sync_folder(const fs::path& folder, const std::string& target) {
   if (result != 0) throw error(target, "cannot sync its folder: " + reason_of(saved));
 }
 
+// Random names collide about never; a few retries cover the rest.
+constexpr int kNameAttempts = 16;
+
+// Six random letters and digits, as mkstemp uses.
+std::string random_suffix(const std::string& target) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::array<unsigned char, 6> bytes{};
+  ssize_t got;
+  do {
+    got = ::getrandom(bytes.data(), bytes.size(), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(bytes.size())) {
+    throw error(target, "cannot create the output: no random bytes for its temporary name");
+  }
+  std::string suffix;
+  for (auto b : bytes) suffix += kAlphabet[b % kAlphabet.size()];
+  return suffix;
+}
+
 // A file created under a temporary name beside its target and renamed onto
-// it by commit(); removed by the destructor if never committed.
+// it by publish(); removed by the destructor if never published.
 class temporary_file {
  public:
   explicit temporary_file(std::string target) : target_(std::move(target)) {
     fs::path where(target_);
     // Built piece by piece: g++ 12 warns falsely on "." + string here.
-    std::string name(".");
-    name += where.filename().string();
-    name += kTemporaryMarker;
-    name += "XXXXXX";
-    std::string pattern = (where.parent_path() / name).string();
-    fd_ = ::mkstemp(pattern.data());
-    if (fd_ < 0) throw error(target_, "cannot create the output: " + reason_of(errno));
-    path_ = pattern;
-    // mkstemp makes the file private (0600); outputs get the usual
-    // permissions, as any other file this process creates would.
-    mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::fchmod(fd_, 0666 & ~mask);
+    std::string prefix(".");
+    prefix += where.filename().string();
+    prefix += kTemporaryMarker;
+    // Created 0666 so the kernel applies the umask, as for any other file
+    // this process creates (mkstemp's 0600 would need a umask lookup that
+    // is not thread-safe).
+    for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
+      std::string candidate = (where.parent_path() / (prefix + random_suffix(target_))).string();
+      fd_ = ::open(candidate.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd_ >= 0) {
+        path_ = std::move(candidate);
+        return;
+      }
+      if (errno != EEXIST) break;
+    }
+    throw error(target_, "cannot create the output: " + reason_of(errno));
   }
   ~temporary_file() {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
+    if (!published_) ::unlink(path_.c_str());
   }
   temporary_file(const temporary_file&) = delete;
   temporary_file& operator=(const temporary_file&) = delete;
@@ -83,17 +108,22 @@ class temporary_file {
     fd_ = -1;
   }
 
-  void commit(bool sync) {
+  // Completes the file under its temporary name (on disk, with `sync`).
+  void finish(bool sync) {
     if (sync) {
       int fd = fd_ >= 0 ? fd_ : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0 || ::fsync(fd) != 0) throw error(target_, "cannot sync: " + reason_of(errno));
       if (fd != fd_) ::close(fd);
     }
     close();
+  }
+
+  // Renames the finished file into place.
+  void publish(bool sync) {
     if (::rename(path_.c_str(), target_.c_str()) != 0) {
       throw error(target_, "cannot rename the finished output into place: " + reason_of(errno));
     }
-    committed_ = true;
+    published_ = true;
     if (sync) sync_folder(fs::path(target_).parent_path(), target_);
   }
 
@@ -101,7 +131,7 @@ class temporary_file {
   std::string target_;
   std::string path_;
   int fd_ = -1;
-  bool committed_ = false;
+  bool published_ = false;
 };
 
 std::string_view bytes_of(const pooled_tensor& tensor) {
@@ -112,11 +142,13 @@ class npy_sink final : public tensor_sink {
  public:
   npy_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {}
 
-  void write(const std::string&, const pooled_tensor& tensor, const provenance&) override {
+  void write(const std::string&, const pooled_tensor& tensor,
+             const std::optional<provenance>&) override {
     file_.write(npy_header_bytes(tensor.type, tensor.shape));
     file_.write(bytes_of(tensor));
   }
-  void commit() override { file_.commit(sync_); }
+  void finish() override { file_.finish(sync_); }
+  void publish() override { file_.publish(sync_); }
 
  private:
   temporary_file file_;
@@ -125,11 +157,13 @@ class npy_sink final : public tensor_sink {
 
 class stdout_sink final : public tensor_sink {
  public:
-  void write(const std::string&, const pooled_tensor& tensor, const provenance&) override {
+  void write(const std::string&, const pooled_tensor& tensor,
+             const std::optional<provenance>&) override {
     write_all(STDOUT_FILENO, npy_header_bytes(tensor.type, tensor.shape), "-");
     write_all(STDOUT_FILENO, bytes_of(tensor), "-");
   }
-  void commit() override {}
+  void finish() override {}
+  void publish() override {}
 };
 
 // NPZ as np.savez writes it: one stored NPY member per tensor. Every entry
@@ -139,12 +173,13 @@ class npz_sink final : public tensor_sink {
  public:
   npz_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {}
 
-  void write(const std::string& name, const pooled_tensor& tensor, const provenance&) override {
+  void write(const std::string& name, const pooled_tensor& tensor,
+             const std::optional<provenance>&) override {
     members_.push_back({name, npy_header_bytes(tensor.type, tensor.shape)});
     members_.back().bytes.append(bytes_of(tensor));
   }
 
-  void commit() override {
+  void finish() override {
     file_.close();
     int code = 0;
     zip_t* archive = zip_open(file_.path().c_str(), ZIP_TRUNCATE, &code);
@@ -171,8 +206,10 @@ class npz_sink final : public tensor_sink {
       }
     }
     if (zip_close(archive) != 0) throw fail();
-    file_.commit(sync_);
+    members_.clear();
+    file_.finish(sync_);
   }
+  void publish() override { file_.publish(sync_); }
 
  private:
   static std::string zip_reason(int code) {
@@ -200,14 +237,15 @@ class hdf5_sink final : public tensor_sink {
   }
 
   void write(const std::string& name, const pooled_tensor& tensor,
-             const provenance& origin) override {
+             const std::optional<provenance>& origin) override {
     writer_->write(name, tensor, origin);
   }
 
-  void commit() override {
+  void finish() override {
     writer_->close();
-    file_.commit(sync_);
+    file_.finish(sync_);
   }
+  void publish() override { file_.publish(sync_); }
 
  private:
   temporary_file file_;
@@ -235,7 +273,8 @@ std::unique_ptr<tensor_sink> create_stdout_sink() { return std::make_unique<stdo
 void write_file_atomically(const std::string& path, std::string_view bytes, bool sync) {
   temporary_file file(path);
   file.write(bytes);
-  file.commit(sync);
+  file.finish(sync);
+  file.publish(sync);
 }
 
 bool is_temporary_name(const std::string& file_name) {

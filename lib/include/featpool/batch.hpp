@@ -11,6 +11,7 @@
 #include "featpool/dtype.hpp"
 #include "featpool/layout.hpp"
 #include "featpool/pool.hpp"
+#include "featpool/shard.hpp"
 #include "featpool/sink.hpp"
 
 namespace featpool {
@@ -27,6 +28,7 @@ struct pool_options {
   std::optional<dtype> output_type;     // --dtype; auto when absent
   std::optional<output_format> format;  // --format, for directory outputs
   std::vector<std::string> name_globs;  // --name
+  std::optional<shard_spec> shard;      // --shard K/N
   std::optional<std::string> report_path;
   std::optional<report_format> report_as;
   int jobs = 1;
@@ -43,9 +45,6 @@ struct pool_options {
 std::optional<dtype> parse_output_dtype(std::string_view text);  // nullopt for "auto"
 output_format parse_output_format(std::string_view text);        // npy, npz, h5
 report_format parse_report_format(std::string_view text);        // text, json
-
-// The CPUs this process may run on (its affinity mask), as nproc counts.
-int available_cpus();
 
 // Throws usage_error for flags that cannot go together or an output whose
 // kind cannot be told from its name.

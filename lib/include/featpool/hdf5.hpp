@@ -23,7 +23,7 @@ class hdf5_writer {
  public:
   virtual ~hdf5_writer() = default;
   virtual void write(const std::string& name, const pooled_tensor& tensor,
-                     const provenance& origin) = 0;
+                     const std::optional<provenance>& origin) = 0;
   // Flushes and closes the file; throws featpool::error on failure.
   virtual void close() = 0;
 };

@@ -54,6 +54,7 @@ struct plan {
   output_target target;
   std::vector<planned_input> inputs;
   std::vector<planned_tensor> tensors;  // in input order
+  std::size_t discovered_files = 0;     // before --shard narrowed `inputs`
 
   bool has_failures() const;
 };

@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "featpool/pool.hpp"
+#include "featpool/version.hpp"
 
 namespace featpool {
 
@@ -24,6 +26,7 @@ struct provenance {
   std::string layout;                      // the layout letters, e.g. "NCHW"
   std::string source;                      // FILE or FILE:NAME of the input tensor
   std::vector<std::uint64_t> input_shape;  // the input tensor's shape
+  std::string version{kVersion};           // the featpool that pooled it
 };
 
 // One output file being written.
@@ -32,12 +35,16 @@ class tensor_sink {
   // An uncommitted sink removes its temporary file.
   virtual ~tensor_sink() = default;
   // Adds a tensor under `name` (an HDF5 dataset path or an NPZ member name;
-  // ignored by NPY sinks, which take exactly one tensor).
+  // ignored by NPY sinks, which take exactly one tensor). HDF5 records
+  // `origin` as attributes; without it (merging an NPY file), none.
   virtual void write(const std::string& name, const pooled_tensor& tensor,
-                     const provenance& origin) = 0;
-  // Finishes the file and renames it into place; with `sync`, fsyncs the
-  // file and its folder first.
-  virtual void commit() = 0;
+                     const std::optional<provenance>& origin) = 0;
+  // Completes the file under its temporary name; with `sync`, on disk.
+  // The expensive half of committing, safe to run on any worker.
+  virtual void finish() = 0;
+  // Renames the finished file into place (with `sync`, fsyncs its folder):
+  // the cheap half, which the executor runs in input order.
+  virtual void publish() = 0;
 };
 
 // A sink for `target`. The temporary file is created at once, in the
