@@ -1,5 +1,6 @@
 #include "featpool/byte_stream.hpp"
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,9 +26,23 @@ fd_stream::~fd_stream() {
   if (owned_) ::close(fd_);
 }
 
+namespace {
+
+// How often a read waiting on a pipe looks for Ctrl-C: the signal may land
+// on another thread, so the waiting one cannot count on EINTR.
+constexpr int kInterruptPollMilliseconds = 100;
+
+void wait_until_readable(int fd) {
+  pollfd waiting{fd, POLLIN, 0};
+  while (::poll(&waiting, 1, kInterruptPollMilliseconds) <= 0) check_interrupt();
+}
+
+}  // namespace
+
 std::size_t fd_stream::read(std::span<std::byte> buffer) {
   std::size_t done = 0;
   while (done < buffer.size()) {
+    if (!size_) wait_until_readable(fd_);  // a pipe, a FIFO or a terminal
     ssize_t got = ::read(fd_, buffer.data() + done, buffer.size() - done);
     if (got == 0) break;
     if (got < 0) {

@@ -11,6 +11,7 @@
 
 #include "featpool/error.hpp"
 #include "featpool/inspect.hpp"
+#include "featpool/interrupt.hpp"
 #include "featpool/naming.hpp"
 #include "featpool/shard.hpp"
 
@@ -50,7 +51,10 @@ class planner {
     // Names depend on every discovered file, never on the shard.
     plan_.discovered_files = plan_.inputs.size();
     if (options_.shard) keep_shard(*options_.shard);
-    for (std::size_t i = 0; i < plan_.inputs.size(); ++i) list_input(i);
+    for (std::size_t i = 0; i < plan_.inputs.size(); ++i) {
+      check_interrupt();  // listing thousands of files takes a while
+      list_input(i);
+    }
     assign_destinations();
     find_collisions();
     check_existing_outputs();
