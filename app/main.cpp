@@ -2,6 +2,7 @@
 // structs the library defines, runs the command and maps failures to the
 // exit codes of SPEC ("Errors and exit codes").
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <exception>
@@ -16,6 +17,7 @@
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
 #include "featpool/inspect.hpp"
+#include "featpool/merge.hpp"
 #include "featpool/version.hpp"
 
 namespace {
@@ -26,6 +28,7 @@ constexpr const char* kFooter = R"(Examples:
   featpool pool x.npy -o feats.npy --flatten      (N, C, H, W) -> (N, C) feature vectors
   featpool pool dump.h5 -o maps.h5 --size 7x7     every dataset to 7x7 maps, one file
   featpool pool dumps/ -o pooled/ --keep-going    a whole tree, mirrored, resumable
+  featpool merge pooled/ -o features.h5           then everything in one HDF5 file
   zcat x.npy.gz | featpool pool - -o - | ...      NPY in, NPY out, through pipes
 
 Exit codes:
@@ -108,6 +111,17 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
   pool->add_flag("-v,--verbose", options.verbose, "List every tensor even in large batches");
 }
 
+void declare_merge(CLI::App& app, featpool::merge_options& options) {
+  auto* merge = app.add_subcommand(
+      "merge", "Copy the tensors of many files (pooled outputs, shards) into one .h5 or .npz");
+  merge->add_option("INPUT", options.inputs, "FILE, FILE:NAME (globs allowed) or a directory")
+      ->required();
+  merge->add_option("-o,--output", options.output, "out.h5, out.hdf5 or out.npz")->required();
+  merge->add_flag("--force", options.force, "Overwrite an existing output");
+  merge->add_flag("--sync", options.sync, "fsync the output and its folder");
+  merge->add_flag("-q,--quiet", options.quiet, "No summary line");
+}
+
 void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
   options.op = featpool::parse_pool_op(flags.op);
   options.size = featpool::parse_size(flags.size);
@@ -135,9 +149,11 @@ int main(int argc, char** argv) {
   featpool::pool_options pool_options;
   pool_flags flags;
   declare_pool(app, pool_options, flags);
+  featpool::merge_options merge_options;
+  declare_merge(app, merge_options);
 
   auto help_hint = [&] {
-    for (const char* command : {"inspect", "pool"}) {
+    for (const char* command : {"inspect", "pool", "merge"}) {
       if (app.got_subcommand(command)) return std::string("featpool ") + command + " --help";
     }
     return std::string("featpool --help");
@@ -159,9 +175,14 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("inspect")) {
       return featpool::run_inspect(inputs, inspect_options, std::cout, std::cerr);
     }
-    apply_flags(pool_options, flags);
     featpool::console io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1,
                          ::isatty(STDERR_FILENO) == 1};
+    winsize terminal{};
+    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &terminal) == 0 && terminal.ws_col > 0) {
+      io.err_columns = terminal.ws_col;
+    }
+    if (app.got_subcommand("merge")) return featpool::run_merge(merge_options, io);
+    apply_flags(pool_options, flags);
     return featpool::run_pool(pool_options, io);
   } catch (const featpool::usage_error& failure) {
     std::cerr << featpool::error_line(failure) << "; see '" << help_hint() << "'\n";

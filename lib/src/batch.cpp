@@ -75,7 +75,7 @@ std::unique_ptr<progress_line> show_progress(const plan& work, const pool_option
     ++tensors;
     bytes += p.info.nbytes;
   }
-  return std::make_unique<progress_line>(io.err, tensors, bytes);
+  return std::make_unique<progress_line>(io.err, io.err_columns, tensors, bytes);
 }
 
 std::vector<report_record> records_of(const plan& work) {
@@ -121,9 +121,23 @@ void check_pool_options(const pool_options& options) {
   classify_output(options.output, options.format);
 }
 
+namespace {
+
+int exit_code_for(const interrupted& stop) {
+  return stop.signal == SIGTERM ? exit_code::terminated : exit_code::interrupted;
+}
+
+}  // namespace
+
 int run_pool(const pool_options& options, console& io) {
   check_pool_options(options);
-  auto work = make_plan(options);
+  install_interrupt_handlers();
+  plan work;
+  try {
+    work = make_plan(options);
+  } catch (const interrupted& stop) {
+    return exit_code_for(stop);  // nothing was written yet
+  }
   auto report = choose_report(options, io, work.target.kind == output_kind::standard_output);
   bool failed = work.has_failures();
   // Problems found while planning are reported on stderr too, one line each.
@@ -142,7 +156,6 @@ int run_pool(const pool_options& options, console& io) {
     return failed ? exit_code::failure : exit_code::ok;
   }
 
-  install_interrupt_handlers();
   int signal = 0;
   {
     auto progress = show_progress(work, options, io);
@@ -162,7 +175,7 @@ int run_pool(const pool_options& options, console& io) {
     }
   }
   write_report(records_of(work), report, io);
-  if (signal) return signal == SIGTERM ? exit_code::terminated : exit_code::interrupted;
+  if (signal) return exit_code_for(interrupted{signal});
   return work.has_failures() ? exit_code::failure : exit_code::ok;
 }
 

@@ -48,9 +48,21 @@ std::string progress_text(const progress_snapshot& now) {
   return text;
 }
 
-progress_line::progress_line(std::ostream& terminal, std::uint64_t tensors_total,
-                             std::uint64_t bytes_total)
+std::string progress_display(const progress_snapshot& now, std::size_t columns) {
+  std::string line = "featpool: " + progress_text(now);
+  // Count UTF-8 code points (the text is ASCII apart from '·').
+  std::size_t shown = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    bool starts_character = (static_cast<unsigned char>(line[i]) & 0xC0) != 0x80;
+    if (starts_character && ++shown >= columns) return line.substr(0, i);
+  }
+  return line;
+}
+
+progress_line::progress_line(std::ostream& terminal, std::size_t columns,
+                             std::uint64_t tensors_total, std::uint64_t bytes_total)
     : terminal_(terminal),
+      columns_(columns),
       tensors_total_(tensors_total),
       bytes_total_(bytes_total),
       start_(std::chrono::steady_clock::now()),
@@ -89,7 +101,7 @@ void progress_line::redraw_until_stopped() {
     progress_snapshot now{tensors_done_.load(std::memory_order_relaxed), tensors_total_,
                           bytes_read_.load(std::memory_order_relaxed), bytes_total_,
                           elapsed.count()};
-    terminal_ << kEraseLine << "featpool: " << progress_text(now);
+    terminal_ << kEraseLine << progress_display(now, columns_);
     terminal_.flush();
     shown_ = true;
   } while (!wake_.wait_for(lock, kRedrawEvery, [this] { return stopping_; }));

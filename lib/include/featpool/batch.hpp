@@ -57,6 +57,7 @@ struct console {
   std::ostream& err;
   bool out_is_terminal = false;
   bool err_is_terminal = false;
+  std::size_t err_columns = 80;  // the terminal's width, for the progress line
 };
 
 // Runs the whole command; returns the exit code.

@@ -23,12 +23,17 @@ struct progress_snapshot {
   double seconds = 0;  // since the work started
 };
 
-// "120/10000 tensors · 1.2 GiB of 9.8 GiB · 410 MiB/s · 0:21 left"
+// "120/10000 tensors · 1.2 GiB of 9.8 GiB · 410.0 MiB/s · 0:21 left"
 std::string progress_text(const progress_snapshot& now);
+
+// The line as drawn: "featpool: " and the text, cut to fewer than `columns`
+// columns, since a line that wraps could no longer be erased in place.
+std::string progress_display(const progress_snapshot& now, std::size_t columns);
 
 class progress_line {
  public:
-  progress_line(std::ostream& terminal, std::uint64_t tensors_total, std::uint64_t bytes_total);
+  progress_line(std::ostream& terminal, std::size_t columns, std::uint64_t tensors_total,
+                std::uint64_t bytes_total);
   // Stops redrawing and erases the line, leaving the terminal as it was.
   ~progress_line();
   progress_line(const progress_line&) = delete;
@@ -47,6 +52,7 @@ class progress_line {
   void erase();  // with mutex_ held
 
   std::ostream& terminal_;
+  const std::size_t columns_;
   const std::uint64_t tensors_total_;
   const std::uint64_t bytes_total_;
   const std::chrono::steady_clock::time_point start_;
