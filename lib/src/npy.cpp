@@ -354,8 +354,10 @@ class npy_stream_source final : public tensor_source {
 }  // namespace
 
 npy_header read_npy_header(byte_stream& in, const std::string& file, const std::string& tensor) {
+  // Magic, version and a version 1 length in one read; version 2 and 3
+  // lengths take two more bytes.
   std::array<std::byte, 12> prefix{};
-  std::size_t got = in.read(std::span(prefix.data(), 8));
+  std::size_t got = in.read(std::span(prefix.data(), 10));
   if (got == 0) throw error(file, tensor, "empty file");
   if (got < kMagic.size() || std::memcmp(prefix.data(), kMagic.data(), kMagic.size()) != 0) {
     throw error(file, tensor, "not an NPY file (bad magic)");
@@ -370,8 +372,8 @@ npy_header read_npy_header(byte_stream& in, const std::string& file, const std::
                             header.minor_version));
   }
   std::size_t length_bytes = header.major_version == 1 ? 2 : 4;
-  got = in.read(std::span(prefix.data() + 8, length_bytes));
-  if (got < length_bytes) throw error(file, tensor, "truncated header: the length is cut off");
+  if (length_bytes == 4 && got == 10) got += in.read(std::span(prefix.data() + 10, 2));
+  if (got < 8 + length_bytes) throw error(file, tensor, "truncated header: the length is cut off");
   std::uint64_t header_length = read_little_endian(prefix.data() + 8, length_bytes);
   if (header_length > kMaxNpyHeaderBytes) {
     throw error(file, tensor,

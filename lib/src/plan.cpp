@@ -282,20 +282,33 @@ class planner {
     r.message = std::move(message);
   }
 
-  void check_existing_outputs() {
-    std::set<file_identity> input_files;
-    for (const auto& in : plan_.inputs) {
-      if (in.input.stream) continue;
-      if (auto id = identity_of(in.input.path)) input_files.insert(*id);
+  enum class existing { none, input, other };
+
+  // What is at an output path already. Inputs are looked at only once some
+  // output exists, so a fresh batch costs one lstat per output file.
+  existing what_exists(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return existing::none;
+    if (!input_identities_) {
+      input_identities_.emplace();
+      for (const auto& in : plan_.inputs) {
+        if (in.input.stream) continue;
+        if (auto id = identity_of(in.input.path)) input_identities_->insert(*id);
+      }
     }
+    auto id = identity_of(path);  // through symlinks, as opening it would go
+    return id && input_identities_->count(*id) ? existing::input : existing::other;
+  }
+
+  void check_existing_outputs() {
+    std::map<std::string, existing> at_path;
     for (auto& p : plan_.tensors) {
       if (!p.input || p.record.status != tensor_status::ok || p.output_path == "-") continue;
-      auto id = identity_of(p.output_path);
-      struct stat st {};
-      bool exists = id || ::lstat(p.output_path.c_str(), &st) == 0;
-      if (!exists) continue;
+      auto [it, fresh] = at_path.emplace(p.output_path, existing::none);
+      if (fresh) it->second = what_exists(p.output_path);
       auto& r = p.record;
-      if (id && input_files.count(*id)) {
+      if (it->second == existing::none) continue;
+      if (it->second == existing::input) {
         r.status = tensor_status::failed;
         r.message = fmt::format("output {} is one of the inputs", p.output_path);
       } else if (options_.skip_existing) {
@@ -318,6 +331,7 @@ class planner {
 
   const pool_options& options_;
   plan plan_;
+  std::optional<std::set<file_identity>> input_identities_;
 };
 
 }  // namespace

@@ -46,6 +46,9 @@ void sync_folder(const fs::path& folder, const std::string& target) {
   if (result != 0) throw error(target, "cannot sync its folder: " + reason_of(saved));
 }
 
+// NPY outputs up to this size are written with their header in one call.
+constexpr std::size_t kCombinedWriteBytes = std::size_t{1} << 20;
+
 // Random names collide about never; a few retries cover the rest.
 constexpr int kNameAttempts = 16;
 
@@ -144,7 +147,14 @@ class npy_sink final : public tensor_sink {
 
   void write(const std::string&, const pooled_tensor& tensor,
              const std::optional<provenance>&) override {
-    file_.write(npy_header_bytes(tensor.type, tensor.shape));
+    // One write for small outputs: batches write thousands of them.
+    std::string bytes = npy_header_bytes(tensor.type, tensor.shape);
+    if (tensor.data.size() <= kCombinedWriteBytes) {
+      bytes += bytes_of(tensor);
+      file_.write(bytes);
+      return;
+    }
+    file_.write(bytes);
     file_.write(bytes_of(tensor));
   }
   void finish() override { file_.finish(sync_); }
