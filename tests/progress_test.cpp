@@ -53,6 +53,11 @@ TEST_CASE("progress: bytes are shown in binary units") {
   CHECK(progress_text({0, 1, 0, 2048 * TiB, 0}) == "0/1 tensors · 0 B of 2048.0 TiB");
 }
 
+TEST_CASE("progress: a count just under a unit is shown in that unit") {
+  CHECK(progress_text({0, 1, 0, MiB - 1, 0}) == "0/1 tensors · 0 B of 1.0 MiB");
+  CHECK(progress_text({0, 1, 0, 1023, 0}) == "0/1 tensors · 0 B of 1023 B");
+}
+
 TEST_CASE("progress: no rate or time left at time zero or with nothing read") {
   // Nothing read yet, however long it has been.
   auto text = progress_text({0, 10, 0, 100 * MiB, 5.0});

@@ -132,6 +132,10 @@ TEST_CASE("shard: more shards than groups leaves some shards empty") {
   CHECK(assign_shards({}, 1).empty());
 }
 
+TEST_CASE("shard: no shards at all is a programming error, not a crash") {
+  CHECK_THROWS_AS(assign_shards({1, 2}, 0), std::invalid_argument);
+}
+
 TEST_CASE("shard: one shard takes everything") {
   std::vector<std::uint64_t> weights{4, 0, 17, 17, 1};
   CHECK(assign_shards(weights, 1) == std::vector<std::uint32_t>(weights.size(), 1));

@@ -18,7 +18,8 @@ constexpr std::string_view kEraseLine = "\r\x1b[K";
 std::string human_bytes(double bytes) {
   constexpr std::array<const char*, 5> kUnits{"B", "KiB", "MiB", "GiB", "TiB"};
   std::size_t unit = 0;
-  while (bytes >= 1024 && unit + 1 < kUnits.size()) {
+  // 1048575 bytes reads 1.0 MiB, not 1024.0 KiB, once rounded to a tenth.
+  while (bytes >= 1023.95 && unit + 1 < kUnits.size()) {
     bytes /= 1024;
     ++unit;
   }

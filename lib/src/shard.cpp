@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 
 #include <fmt/format.h>
@@ -37,6 +38,7 @@ shard_spec parse_shard(std::string_view text) {
 
 std::vector<std::uint32_t> assign_shards(const std::vector<std::uint64_t>& weights,
                                          std::uint32_t count) {
+  if (count == 0) throw std::invalid_argument("assign_shards: no shards");
   std::vector<std::size_t> heaviest_first(weights.size());
   std::iota(heaviest_first.begin(), heaviest_first.end(), 0);
   std::stable_sort(heaviest_first.begin(), heaviest_first.end(),

@@ -17,7 +17,8 @@ struct shard_spec {
 // Parses "K/N" with 1 <= K <= N; throws usage_error otherwise.
 shard_spec parse_shard(std::string_view text);
 
-// The shard (1-based) of each of `weights.size()` groups: the heaviest group
+// The shard (1-based) of each of `weights.size()` groups, for `count` >= 1
+// shards (std::invalid_argument otherwise): the heaviest group
 // first, each to the shard holding the fewest bytes so far (the lowest
 // number on a tie). Groups of equal weight keep their given order, so every
 // process computes the same answer from the same listing.
