@@ -27,13 +27,15 @@ double milliseconds_since(clock::time_point start) {
 // in-order stage, few enough that pooled results held for it stay small.
 constexpr int kItemsPerWorker = 2;
 
-// One unit of work, pooled by one worker. An item holding every tensor of
-// its output file writes that file itself (a mirrored directory, an NPY
-// file); items sharing one file (collecting into one .h5 or .npz) hand
-// their pooled tensors to the in-order stage, which writes them.
+// One tensor, pooled by one worker. A tensor that is the only one of its
+// output file (a mirrored NPY, an NPY output) is also written and finished
+// there; the tensors of a file that takes several (an .h5 or .npz output)
+// are handed, pooled, to the in-order stage, which writes them into it.
+// Either way the tensors of one HDF5 file with hundreds of datasets are
+// pooled in parallel.
 struct work_item {
   std::size_t group = 0;
-  std::vector<std::size_t> tensors;  // indices into plan::tensors
+  std::size_t tensor = 0;  // index into plan::tensors
   bool owns_output = false;
 };
 
@@ -45,9 +47,9 @@ struct output_group {
 
 // What a worker made of an item, waiting for the in-order stage.
 struct item_result {
-  std::vector<std::optional<pooled_tensor>> pooled;  // items sharing an output
-  std::vector<std::optional<error>> failures;
-  std::vector<double> elapsed_ms;
+  std::optional<pooled_tensor> pooled;  // for a file that takes several tensors
+  std::optional<error> failure;
+  double elapsed_ms = 0;
   std::unique_ptr<tensor_sink> sink;  // an owned output, finished, not yet published
   std::optional<error> output_failure;
 };
@@ -84,8 +86,9 @@ struct executor::state {
   std::vector<item_result> results;  // by item; emptied as items settle
   std::vector<bool> written;         // by tensor
   tbb::enumerable_thread_specific<cached_input> open_inputs;
-  std::unique_ptr<tensor_sink> shared_sink;
-  bool shared_failed = false;
+  std::unique_ptr<tensor_sink> group_sink;  // the file being written in order
+  std::size_t group_of_sink = 0;
+  bool group_failed = false;
   std::atomic<bool> stop_feeding{false};
   bool stopped_at_failure = false;
 
@@ -104,14 +107,10 @@ struct executor::state {
       }
       groups.back().tensors.push_back(i);
     }
-    bool shared = work.target.kind == output_kind::file;
     for (std::size_t g = 0; g < groups.size(); ++g) {
       auto& group = groups[g];
-      if (shared && group.tensors.size() > 1) {
-        for (auto t : group.tensors) items.push_back({g, {t}, false});
-      } else {
-        items.push_back({g, group.tensors, true});
-      }
+      bool alone = group.tensors.size() == 1;
+      for (auto t : group.tensors) items.push_back({g, t, alone});
       group.last_item = items.size() - 1;
     }
     results.resize(items.size());
@@ -149,50 +148,33 @@ struct executor::state {
 
   void pool_item(std::size_t i) {
     const auto& item = items[i];
+    const auto& p = work.tensors[item.tensor];
     auto& result = results[i];
-    std::size_t n = item.tensors.size();
-    result.failures.resize(n);
-    result.elapsed_ms.resize(n);
-    if (!item.owns_output) result.pooled.resize(n);
-    // The output is created first, so an unwritable folder is found before
-    // any data is read.
-    if (item.owns_output &&
-        !try_output([&] { result.sink = open_sink(work.tensors[item.tensors[0]]); }, result)) {
-      return;
+    // An owned output is created first, so an unwritable folder is found
+    // before any data is read.
+    if (item.owns_output && !try_output([&] { result.sink = open_sink(p); }, result)) return;
+    auto start = clock::now();
+    try {
+      result.pooled = pool_tensor(p);
+    } catch (const error& failure) {
+      result.failure = failure;
     }
-    bool wrote = false;
-    for (std::size_t k = 0; k < n; ++k) {
-      const auto& p = work.tensors[item.tensors[k]];
-      auto start = clock::now();
-      std::optional<pooled_tensor> pooled;
-      try {
-        pooled = pool_tensor(p);
-      } catch (const error& failure) {
-        result.failures[k] = failure;
-      }
-      result.elapsed_ms[k] = milliseconds_since(start);
-      if (!pooled) {
-        if (options.keep_going) continue;
-        return;
-      }
-      if (!item.owns_output) {
-        result.pooled[k] = std::move(pooled);
-      } else if (!try_output(
-                     [&] { result.sink->write(p.output_name, *pooled, provenance_of(p, options)); },
-                     result)) {
-        return;
-      }
-      wrote = true;
-    }
+    result.elapsed_ms = milliseconds_since(start);
     if (!item.owns_output) return;
-    if (!wrote) {
-      result.sink.reset();  // every tensor failed: nothing to publish
+    if (!result.pooled) {
+      result.sink.reset();  // nothing to publish
       return;
     }
-    try_output([&] { result.sink->finish(); }, result);
+    try_output(
+        [&] {
+          result.sink->write(p.output_name, *result.pooled, provenance_of(p, options));
+          result.pooled.reset();
+          result.sink->finish();
+        },
+        result);
   }
 
-  // Runs one step of writing an owned output; a failure fails the file.
+  // Runs the writing of an owned output; a failure fails the file.
   template <class Step>
   static bool try_output(Step step, item_result& result) {
     try {
@@ -250,17 +232,17 @@ struct executor::state {
     auto result = std::move(results[i]);  // released, with any unpublished file, on return
     const auto& item = items[i];
     if (stopped_at_failure) return;
-    for (std::size_t k = 0; k < item.tensors.size(); ++k) {
-      auto& p = work.tensors[item.tensors[k]];
-      p.record.elapsed_ms = result.elapsed_ms[k];
-      if (result.failures[k]) fail_tensor(p, *result.failures[k]);
+    auto& p = work.tensors[item.tensor];
+    p.record.elapsed_ms = result.elapsed_ms;
+    if (progress) progress->add_tensors(1);
+    if (result.failure) {
+      fail_tensor(p, *result.failure);
+      if (stopped_at_failure) return;
     }
-    if (progress) progress->add_tensors(item.tensors.size());
-    if (stopped_at_failure) return;
     if (item.owns_output) {
       settle_owned(item, result);
     } else {
-      settle_shared(i, item, result);
+      settle_in_group(i, item, result);
     }
   }
 
@@ -272,28 +254,35 @@ struct executor::state {
     } catch (const error& failure) {
       return fail_output(item.group, failure);
     }
-    mark_written(item.tensors);
+    mark_written(groups[item.group].tensors);
   }
 
-  void settle_shared(std::size_t i, const work_item& item, item_result& result) {
-    const auto& group = groups[item.group];
-    for (std::size_t k = 0; k < item.tensors.size() && !shared_failed; ++k) {
-      if (!result.pooled[k]) continue;
-      const auto& p = work.tensors[item.tensors[k]];
+  // Writes a pooled tensor into its group's file, and finishes and
+  // publishes the file with the group's last tensor.
+  void settle_in_group(std::size_t i, const work_item& item, item_result& result) {
+    if (!group_sink || group_of_sink != item.group) {
+      group_sink.reset();  // a failed earlier group's file, never published
+      group_of_sink = item.group;
+      group_failed = false;
+    }
+    const auto& p = work.tensors[item.tensor];
+    if (result.pooled && !group_failed) {
       try {
-        if (!shared_sink) shared_sink = open_sink(p);
-        shared_sink->write(p.output_name, *result.pooled[k], provenance_of(p, options));
+        if (!group_sink) group_sink = open_sink(p);
+        group_sink->write(p.output_name, *result.pooled, provenance_of(p, options));
       } catch (const error& failure) {
-        fail_output(item.group, failure);
+        return fail_output(item.group, failure);
       }
     }
-    if (i != group.last_item || !shared_sink || shared_failed) return;
+    const auto& group = groups[item.group];
+    if (i != group.last_item || !group_sink || group_failed) return;
     try {
-      shared_sink->finish();
-      shared_sink->publish();
+      group_sink->finish();
+      group_sink->publish();
     } catch (const error& failure) {
       return fail_output(item.group, failure);
     }
+    group_sink.reset();
     mark_written(group.tensors);
   }
 
@@ -314,7 +303,10 @@ struct executor::state {
       auto& r = work.tensors[t].record;
       if (r.status == tensor_status::ok) mark_failed(r, failure.reason());
     }
-    shared_failed = shared_failed || !items[groups[group].last_item].owns_output;
+    if (group == group_of_sink) {
+      group_failed = true;
+      group_sink.reset();
+    }
     stop_unless_keep_going();
   }
 
