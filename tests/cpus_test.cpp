@@ -26,24 +26,25 @@ struct cgroup_tree {
   }
 };
 
+// The tree must give a quota for `self_cgroup`, and this one.
+void check_quota(const cgroup_tree& tree, const std::string& self_cgroup, double expected) {
+  auto quota = tree.quota(self_cgroup);
+  REQUIRE(quota.has_value());
+  CHECK(*quota == doctest::Approx(expected));
+}
+
 TEST_CASE("cpus: cgroup v2 cpu.max gives quota over period") {
   cgroup_tree tree;
   tree.put("a/b/cpu.max", "200000 100000\n");
-  auto quota = tree.quota("0::/a/b\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(2.0));
+  check_quota(tree, "0::/a/b\n", 2.0);
   // The same without a final line break.
-  quota = tree.quota("0::/a/b");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(2.0));
+  check_quota(tree, "0::/a/b", 2.0);
 }
 
 TEST_CASE("cpus: cgroup v2 fractional quota") {
   cgroup_tree tree;
   tree.put("job/cpu.max", "25000 100000\n");
-  auto quota = tree.quota("0::/job\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(0.25));
+  check_quota(tree, "0::/job\n", 0.25);
 }
 
 TEST_CASE("cpus: cgroup v2 max is no limit") {
@@ -56,55 +57,41 @@ TEST_CASE("cpus: cgroup v2 takes the tightest of a cgroup and its ancestors") {
   cgroup_tree tree;
   tree.put("a/cpu.max", "150000 100000\n");
   tree.put("a/b/cpu.max", "200000 100000\n");
-  auto quota = tree.quota("0::/a/b\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(1.5));
+  check_quota(tree, "0::/a/b\n", 1.5);
 
   // A limit on an ancestor alone still applies to the child.
   cgroup_tree parent_only;
   parent_only.put("a/cpu.max", "300000 100000\n");
   parent_only.put("a/b/cpu.max", "max 100000\n");
-  quota = parent_only.quota("0::/a/b\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(3.0));
+  check_quota(parent_only, "0::/a/b\n", 3.0);
 
   // A tighter child wins over a looser ancestor.
   cgroup_tree child_tighter;
   child_tighter.put("a/cpu.max", "400000 100000\n");
   child_tighter.put("a/b/cpu.max", "100000 100000\n");
-  quota = child_tighter.quota("0::/a/b\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(1.0));
+  check_quota(child_tighter, "0::/a/b\n", 1.0);
 }
 
 TEST_CASE("cpus: cgroup v2 at the namespace root reads the mount's own cpu.max") {
   cgroup_tree tree;
   tree.put("cpu.max", "400000 100000\n");
-  auto quota = tree.quota("0::/\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(4.0));
+  check_quota(tree, "0::/\n", 4.0);
 }
 
 TEST_CASE("cpus: cgroup v1 cpu,cpuacct quota over period") {
   cgroup_tree tree;
   tree.put("cpu,cpuacct/job/cpu.cfs_quota_us", "50000\n");
   tree.put("cpu,cpuacct/job/cpu.cfs_period_us", "100000\n");
-  auto quota = tree.quota("4:cpu,cpuacct:/job\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(0.5));
+  check_quota(tree, "4:cpu,cpuacct:/job\n", 0.5);
 }
 
 TEST_CASE("cpus: cgroup v1 mounted at cpu") {
   cgroup_tree tree;
   tree.put("cpu/job/cpu.cfs_quota_us", "300000\n");
   tree.put("cpu/job/cpu.cfs_period_us", "100000\n");
-  auto quota = tree.quota("4:cpu,cpuacct:/job\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(3.0));
+  check_quota(tree, "4:cpu,cpuacct:/job\n", 3.0);
   // A hierarchy with the cpu controller alone.
-  quota = tree.quota("3:cpu:/job\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(3.0));
+  check_quota(tree, "3:cpu:/job\n", 3.0);
 }
 
 TEST_CASE("cpus: cgroup v1 quota of -1 is no limit") {
@@ -127,9 +114,7 @@ TEST_CASE("cpus: cgroup v1 with the controllers listed the other way round") {
   cgroup_tree tree;
   tree.put("cpu,cpuacct/job/cpu.cfs_quota_us", "150000\n");
   tree.put("cpu,cpuacct/job/cpu.cfs_period_us", "100000\n");
-  auto quota = tree.quota("4:cpuacct,cpu:/job\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(1.5));
+  check_quota(tree, "4:cpuacct,cpu:/job\n", 1.5);
 }
 
 TEST_CASE("cpus: the tightest limit over several lines of /proc/self/cgroup") {
@@ -137,9 +122,7 @@ TEST_CASE("cpus: the tightest limit over several lines of /proc/self/cgroup") {
   tree.put("cpu,cpuacct/job/cpu.cfs_quota_us", "250000\n");
   tree.put("cpu,cpuacct/job/cpu.cfs_period_us", "100000\n");
   tree.put("job/cpu.max", "120000 100000\n");
-  auto quota = tree.quota("12:memory:/job\n4:cpu,cpuacct:/job\n0::/job\n");
-  REQUIRE(quota.has_value());
-  CHECK(*quota == doctest::Approx(1.2));
+  check_quota(tree, "12:memory:/job\n4:cpu,cpuacct:/job\n0::/job\n", 1.2);
 }
 
 TEST_CASE("cpus: missing control files are no limit") {

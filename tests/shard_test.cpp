@@ -21,18 +21,18 @@ std::vector<std::uint64_t> loads(const std::vector<std::uint64_t>& weights,
 }
 
 TEST_CASE("shard: K/N with 1 <= K <= N parses") {
-  auto one = parse_shard("1/1");
-  CHECK(one.index == 1);
-  CHECK(one.count == 1);
-  auto middle = parse_shard("3/8");
-  CHECK(middle.index == 3);
-  CHECK(middle.count == 8);
-  auto last = parse_shard("8/8");
-  CHECK(last.index == 8);
-  CHECK(last.count == 8);
-  auto large = parse_shard("1000/1000");
-  CHECK(large.index == 1000);
-  CHECK(large.count == 1000);
+  struct expected {
+    const char* text;
+    std::uint32_t index;
+    std::uint32_t count;
+  };
+  for (auto [text, index, count] : {expected{"1/1", 1, 1}, expected{"3/8", 3, 8},
+                                    expected{"8/8", 8, 8}, expected{"1000/1000", 1000, 1000}}) {
+    CAPTURE(text);
+    auto shard = parse_shard(text);
+    CHECK(shard.index == index);
+    CHECK(shard.count == count);
+  }
 }
 
 TEST_CASE("shard: leading zeros are whole numbers too") {
