@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
+#include <map>
 #include <optional>
 #include <ostream>
 
