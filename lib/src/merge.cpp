@@ -1,7 +1,5 @@
 #include "featpool/merge.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <csignal>
 #include <map>
@@ -12,6 +10,7 @@
 
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
+#include "featpool/file_identity.hpp"
 #include "featpool/interrupt.hpp"
 #include "featpool/naming.hpp"
 #include "featpool/plan.hpp"
@@ -157,12 +156,10 @@ class merger {
   }
 
   void check_output() {
-    struct stat out {};
-    if (::stat(options_.output.c_str(), &out) != 0) return;
+    auto output = identity_of(options_.output);
+    if (!output) return;
     for (const auto& file : files_) {
-      struct stat in {};
-      if (!file.stream && ::stat(file.path.c_str(), &in) == 0 && in.st_dev == out.st_dev &&
-          in.st_ino == out.st_ino) {
+      if (!file.stream && identity_of(file.path) == output) {
         failures_.push_back(error_line(error(options_.output, "the output is one of the inputs")));
         return;
       }

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "featpool/error.hpp"
+#include "featpool/file_identity.hpp"
 #include "featpool/inspect.hpp"
 #include "featpool/interrupt.hpp"
 #include "featpool/naming.hpp"
@@ -25,18 +26,6 @@ report_record failed_argument(const std::string& file, const std::string& reason
   record.status = tensor_status::failed;
   record.message = reason;
   return record;
-}
-
-struct file_identity {
-  dev_t device;
-  ino_t inode;
-  auto operator<=>(const file_identity&) const = default;
-};
-
-std::optional<file_identity> identity_of(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return file_identity{st.st_dev, st.st_ino};
 }
 
 class planner {
@@ -214,7 +203,6 @@ class planner {
     for (const auto& p : plan_.tensors) {
       if (p.input && p.record.status == tensor_status::ok) ++pooled_per_input[*p.input];
     }
-
     for (auto& p : plan_.tensors) {
       if (!p.input || p.record.status != tensor_status::ok) continue;
       const auto& in = plan_.inputs[*p.input];
