@@ -1,9 +1,7 @@
 #include "featpool/batch.hpp"
 
-#include <algorithm>
-#include <chrono>
 #include <csignal>
-#include <filesystem>
+#include <memory>
 #include <ostream>
 
 #include "executor.hpp"
@@ -14,7 +12,6 @@
 #include "featpool/interrupt.hpp"
 #include "featpool/plan.hpp"
 #include "featpool/progress.hpp"
-#include "featpool/version.hpp"
 
 namespace featpool {
 namespace {
