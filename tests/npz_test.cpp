@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -16,6 +17,7 @@
 #include <doctest/doctest.h>
 
 #include "featpool/error.hpp"
+#include "featpool/sink.hpp"
 
 namespace {
 
@@ -615,4 +617,44 @@ TEST_CASE("npz: an archive with any byte flipped fails cleanly or reads") {
       expect_clean_outcome(path);
     }
   }
+}
+
+TEST_CASE("npz: without the zip module beside the executable, a one-line error") {
+  // The module is loaded once per process, so the check runs in a copy of
+  // this test binary placed in a folder of its own.
+  temp_dir folder;
+  std::string copy = folder.file("featpool_tests");
+  fs::copy_file(fs::read_symlink("/proc/self/exe"), copy);
+  std::string command = "'" + copy + "' --no-skip --reporters=console --no-intro=true " +
+                        "-tc='npz: zip module missing (run by the case above)' > '" +
+                        folder.file("out.txt") + "' 2>&1";
+  CHECK(std::system(command.c_str()) == 0);
+  std::string output = read_file(folder.file("out.txt"));
+  CAPTURE(output);
+  CHECK(output.find("1 passed") != std::string::npos);
+}
+
+TEST_CASE("npz: zip module missing (run by the case above)" * doctest::skip()) {
+  std::string module = fs::read_symlink("/proc/self/exe").parent_path() / "featpool_zip.so";
+  std::string reason = "cannot load the zip module: " + module +
+                       ": cannot open shared object file: No such file or directory";
+  temp_dir dir;
+  // An empty archive: its end of central directory record alone.
+  std::string path = dir.file("empty.npz");
+  write_file(path, std::string("PK\x05\x06", 4) + std::string(18, '\0'));
+  CHECK_THROWS_WITH_AS(featpool::open_npz_file(path), (path + ": " + reason).c_str(),
+                       featpool::error);
+  // Missing files are named as such still: the module is loaded only for a
+  // file libzip is to read.
+  CHECK_THROWS_WITH_AS(featpool::open_npz_file(dir.file("missing.npz")),
+                       (dir.file("missing.npz") + ": No such file or directory").c_str(),
+                       featpool::error);
+  std::string out = dir.file("out.npz");
+  auto sink = featpool::create_sink(featpool::output_format::npz, out, false);
+  featpool::pooled_tensor tensor;
+  tensor.type = featpool::dtype::float32;
+  tensor.shape = {1};
+  tensor.data.resize(4);
+  sink->write("x", tensor, std::nullopt);
+  CHECK_THROWS_WITH_AS(sink->finish(), (out + ": " + reason).c_str(), featpool::error);
 }

@@ -23,9 +23,10 @@
 // says the member ends, and streaming keeps memory bounded in any case.
 //
 // Members are streamed through libzip, never extracted to disk nor held whole
-// in memory. libzip's zip_t is not thread-safe, so a reader has an archive
-// handle to itself, taken from the source's idle ones or opened anew:
-// readers of one source may run on different threads.
+// in memory; libzip itself is called from the zip module (featpool/zip.hpp),
+// loaded on the first archive opened. libzip's zip_t is not thread-safe, so a
+// reader has an archive handle to itself, taken from the source's idle ones or
+// opened anew: readers of one source may run on different threads.
 
 #include "featpool/npz.hpp"
 
@@ -43,98 +44,16 @@
 #include <utility>
 
 #include <fmt/format.h>
-#include <zip.h>
 
 #include "featpool/byte_stream.hpp"
 #include "featpool/error.hpp"
 #include "featpool/npy.hpp"
+#include "featpool/zip.hpp"
 
 namespace featpool {
 namespace {
 
-struct zip_discard_deleter {
-  void operator()(zip_t* archive) const noexcept { zip_discard(archive); }
-};
-struct zip_fclose_deleter {
-  void operator()(zip_file_t* file) const noexcept { zip_fclose(file); }
-};
-// Read-only archives are discarded, never closed: there is nothing to write.
-using zip_archive_ptr = std::unique_ptr<zip_t, zip_discard_deleter>;
-using zip_member_ptr = std::unique_ptr<zip_file_t, zip_fclose_deleter>;
-
-// libzip's reason for a failure, in the words featpool's messages use.
-std::string zip_reason(zip_error_t* err) {
-  switch (zip_error_code_zip(err)) {
-    case ZIP_ER_NOZIP:
-      return "not a zip archive";
-    case ZIP_ER_INCONS:
-      return "damaged zip archive: its central directory is inconsistent";
-    case ZIP_ER_MULTIDISK:
-      return "split (multi-disk) zip archives are not supported";
-    case ZIP_ER_INVAL:
-      // What libzip 1.7 reports when a member's local header is not where
-      // the central directory points, or does not parse.
-      return "damaged zip archive: the member's local header is missing or invalid";
-    case ZIP_ER_EOF:
-      return "truncated zip archive: unexpected end of file";
-    case ZIP_ER_CRC:
-      return "corrupt data: CRC check failed";
-    case ZIP_ER_COMPRESSED_DATA:
-      return "corrupt compressed data";
-    case ZIP_ER_ZLIB: {
-      // "Zlib error: data error": keep zlib's words, drop libzip's prefix.
-      std::string_view text = zip_error_strerror(err);
-      auto colon = text.find(": ");
-      return fmt::format("corrupt compressed data (zlib: {})",
-                         colon == std::string_view::npos ? text : text.substr(colon + 2));
-    }
-    case ZIP_ER_ENCRNOTSUPP:
-    case ZIP_ER_NOPASSWD:
-    case ZIP_ER_WRONGPASSWD:
-      return "encrypted members are not supported";
-    case ZIP_ER_COMPNOTSUPP:
-      return "compression method not supported";
-    case ZIP_ER_READ:
-    case ZIP_ER_SEEK:
-    case ZIP_ER_TELL:
-      return fmt::format("read failed: {}", std::strerror(zip_error_code_system(err)));
-    case ZIP_ER_MEMORY:
-      return "out of memory";
-    default: {
-      std::string text = zip_error_strerror(err);
-      if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z')
-        text[0] = static_cast<char>(text[0] - 'A' + 'a');
-      return text;
-    }
-  }
-}
-
-std::string zip_reason(int code) {
-  zip_error_t err;
-  zip_error_init_with_code(&err, code);
-  std::string reason = zip_reason(&err);
-  zip_error_fini(&err);
-  return reason;
-}
-
-std::string compression_method_name(zip_uint16_t method) {
-  switch (method) {
-    case ZIP_CM_DEFLATE64:
-      return "deflate64 (9)";
-    case ZIP_CM_BZIP2:
-      return "bzip2 (12)";
-    case ZIP_CM_LZMA:
-      return "LZMA (14)";
-    case 93:  // ZIP_CM_ZSTD, unknown to libzip 1.7's header
-      return "zstd (93)";
-    case ZIP_CM_XZ:
-      return "xz (95)";
-    case ZIP_CM_PPMD:
-      return "PPMd (98)";
-    default:
-      return fmt::format("{}", method);
-  }
-}
+using zip_archive_ptr = std::unique_ptr<zip_reader>;
 
 // Opens `path` read-only for libzip. The descriptor is opened by featpool so
 // that a missing file reads "No such file or directory" rather than
@@ -160,26 +79,27 @@ zip_archive_ptr open_zip_archive(const std::string& path) {
     ::close(fd);
     throw error(path, "empty file");
   }
-  int code = ZIP_ER_OK;
-  // Not ZIP_CHECKCONS: it compares every local header with the central
-  // directory down to the timestamps and refuses archives numpy loads
-  // without complaint. The data is checked anyway: the CRC and the size of
-  // every member while it is streamed.
-  zip_t* archive = zip_fdopen(fd, ZIP_RDONLY, &code);
-  if (archive) return zip_archive_ptr(archive);  // libzip owns fd now
-
-  // Every zip starts with a local file header. One that lost its end (the
-  // central directory) is a truncated archive, not some other kind of file.
-  std::array<char, 4> signature{};
-  bool starts_like_zip = ::pread(fd, signature.data(), signature.size(), 0) == 4 &&
-                         std::memcmp(signature.data(), "PK\x03\x04", 4) == 0;
-  ::close(fd);
-  if (code == ZIP_ER_NOZIP) {
-    throw error(path, starts_like_zip
-                          ? "truncated zip archive: the central directory at its end is missing"
-                          : "not an NPZ file: not a zip archive");
+  zip_archive_ptr archive;
+  try {
+    archive = open_zip_reader(fd, path);  // owns fd now
+  } catch (const zip_failure& failure) {
+    // Every zip starts with a local file header. One that lost its end (the
+    // central directory) is a truncated archive, not some other kind of file.
+    std::array<char, 4> signature{};
+    bool starts_like_zip = ::pread(fd, signature.data(), signature.size(), 0) == 4 &&
+                           std::memcmp(signature.data(), "PK\x03\x04", 4) == 0;
+    ::close(fd);
+    if (failure.not_a_zip()) {
+      throw error(path, starts_like_zip
+                            ? "truncated zip archive: the central directory at its end is missing"
+                            : "not an NPZ file: not a zip archive");
+    }
+    throw error(path, failure.what());
+  } catch (...) {
+    ::close(fd);  // the module could not be loaded
+    throw;
   }
-  throw error(path, zip_reason(code));
+  return archive;
 }
 
 // One member of an open archive, read through libzip. Its size is the
@@ -187,19 +107,21 @@ zip_archive_ptr open_zip_archive(const std::string& path) {
 // reads to the end so that libzip checks the CRC, and checks the size.
 class zip_member_stream final : public byte_stream {
  public:
-  zip_member_stream(zip_t& archive, zip_uint64_t index, std::uint64_t size, std::string file,
+  zip_member_stream(zip_reader& archive, std::uint64_t index, std::uint64_t size, std::string file,
                     std::string tensor)
       : size_(size), file_(std::move(file)), tensor_(std::move(tensor)) {
-    member_.reset(zip_fopen_index(&archive, index, 0));
-    if (!member_) throw error(file_, tensor_, zip_reason(zip_get_error(&archive)));
+    try {
+      member_ = archive.open(index);
+    } catch (const zip_failure& failure) {
+      throw error(file_, tensor_, failure.what());
+    }
   }
 
   std::size_t read(std::span<std::byte> buffer) override {
     auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size_ - position_));
     std::size_t done = 0;
     while (done < want) {
-      zip_int64_t got = zip_fread(member_.get(), buffer.data() + done, want - done);
-      if (got < 0) throw error(file_, tensor_, zip_reason(zip_file_get_error(member_.get())));
+      std::size_t got = read_member(buffer.subspan(done, want - done));
       if (got == 0) {
         // libzip 1.7 checks the CRC at the end of every member but the
         // length of stored ones only: a deflated member whose size in the
@@ -209,7 +131,7 @@ class zip_member_stream final : public byte_stream {
                                 "directory says {}",
                                 position_ + done, size_));
       }
-      done += static_cast<std::size_t>(got);
+      done += got;
     }
     position_ += done;
     return done;
@@ -224,9 +146,7 @@ class zip_member_stream final : public byte_stream {
   void finish() {
     std::array<std::byte, 16384> scratch;
     while (position_ < size_) read(scratch);
-    zip_int64_t got = zip_fread(member_.get(), scratch.data(), 1);
-    if (got < 0) throw error(file_, tensor_, zip_reason(zip_file_get_error(member_.get())));
-    if (got > 0) {
+    if (read_member(std::span(scratch).first(1)) > 0) {
       throw error(file_, tensor_,
                   fmt::format("damaged zip archive: the member holds more than the {} bytes the "
                               "zip directory says",
@@ -235,7 +155,16 @@ class zip_member_stream final : public byte_stream {
   }
 
  private:
-  zip_member_ptr member_;
+  // One read from libzip, its failure naming the file and the tensor.
+  std::size_t read_member(std::span<std::byte> buffer) {
+    try {
+      return member_->read(buffer);
+    } catch (const zip_failure& failure) {
+      throw error(file_, tensor_, failure.what());
+    }
+  }
+
+  std::unique_ptr<zip_member> member_;
   std::uint64_t size_;
   std::uint64_t position_ = 0;
   std::string file_;
@@ -325,9 +254,9 @@ class npz_block_reader final : public block_reader {
 
 // A listed member, to find it again and notice a changed archive on open().
 struct npz_member {
-  zip_uint64_t index = 0;  // position in the zip directory
-  std::string name;        // the member's name in the archive
-  std::uint64_t size = 0;  // uncompressed size from the zip directory
+  std::uint64_t index = 0;  // position in the zip directory
+  std::string name;         // the member's name in the archive
+  std::uint64_t size = 0;   // uncompressed size from the zip directory
   npy_header header;
 };
 
@@ -348,25 +277,25 @@ class npz_file_source final : public tensor_source {
   explicit npz_file_source(std::string path)
       : path_(std::move(path)), pool_(std::make_shared<archive_pool>(path_)) {
     auto archive = open_zip_archive(path_);
-    zip_int64_t count = zip_get_num_entries(archive.get(), 0);
+    std::uint64_t count = archive->entry_count();
     // Tensor name to the member that gave it, to find duplicates.
     std::unordered_map<std::string, std::string> seen;
-    for (zip_int64_t i = 0; i < count; ++i) {
-      auto index = static_cast<zip_uint64_t>(i);
-      zip_stat_t st;
-      zip_stat_init(&st);
-      if (zip_stat_index(archive.get(), index, 0, &st) != 0) {
-        throw error(path_, zip_reason(zip_get_error(archive.get())));
+    for (std::uint64_t index = 0; index < count; ++index) {
+      zip_entry entry;
+      try {
+        entry = archive->entry(index);
+      } catch (const zip_failure& failure) {
+        throw error(path_, failure.what());
       }
-      std::string member = st.name ? st.name : "";
+      std::string member = entry.name.value_or("");
       if (member.ends_with('/')) continue;  // a directory entry
       if (has_control_character(member)) {
         throw error(path_, fmt::format("member name {:?} contains a control character", member));
       }
       bool npy_suffix = member.ends_with(".npy");
       std::string name = npy_suffix ? member.substr(0, member.size() - 4) : member;
-      check_readable(st, name);
-      if (!npy_suffix && !holds_npy_data(*archive, index, st.size, name)) continue;
+      check_readable(entry, name);
+      if (!npy_suffix && !holds_npy_data(*archive, index, entry.size, name)) continue;
       if (auto [it, inserted] = seen.emplace(name, member); !inserted) {
         throw error(path_, name,
                     it->second == member
@@ -374,12 +303,12 @@ class npz_file_source final : public tensor_source {
                         : fmt::format("members '{}' and '{}' are both named '{}'", it->second,
                                       member, name));
       }
-      if (st.size == 0) throw error(path_, name, "empty member");
+      if (entry.size == 0) throw error(path_, name, "empty member");
 
-      zip_member_stream stream(*archive, index, st.size, path_, name);
+      zip_member_stream stream(*archive, index, entry.size, path_, name);
       auto header = read_npy_header(stream, path_, name);
-      infos_.push_back(describe_npy(header, path_, name, file_format::npz, st.size));
-      members_.push_back(npz_member{index, std::move(member), st.size, std::move(header)});
+      infos_.push_back(describe_npy(header, path_, name, file_format::npz, entry.size));
+      members_.push_back(npz_member{index, std::move(member), entry.size, std::move(header)});
     }
     pool_->give_back(std::move(archive));  // the first reader needs no second parse
   }
@@ -391,10 +320,13 @@ class npz_file_source final : public tensor_source {
     const npz_member& member = members_.at(index);
     auto archive = pool_->take();
     // A handle opened now may see another file than the listing did.
-    zip_stat_t st;
-    zip_stat_init(&st);
-    if (zip_stat_index(archive.get(), member.index, 0, &st) != 0 || !st.name ||
-        member.name != st.name || member.size != st.size) {
+    std::optional<zip_entry> entry;
+    try {
+      entry = archive->entry(member.index);
+    } catch (const zip_failure&) {
+      // Not there any more: the archive changed.
+    }
+    if (!entry || !entry->name || *entry->name != member.name || entry->size != member.size) {
       throw error(path_, info.name, "the archive changed since it was listed");
     }
     auto stream =
@@ -411,20 +343,17 @@ class npz_file_source final : public tensor_source {
 
  private:
   // Refuses, up front and in plain words, members libzip could not read.
-  void check_readable(const zip_stat_t& st, const std::string& name) const {
-    if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
-      throw error(path_, name, "encrypted members are not supported");
-    }
-    if ((st.valid & ZIP_STAT_COMP_METHOD) &&
-        !zip_compression_method_supported(st.comp_method, /*compress=*/0)) {
-      throw error(path_, name,
-                  fmt::format("compression method {} is not supported",
-                              compression_method_name(st.comp_method)));
+  void check_readable(const zip_entry& entry, const std::string& name) const {
+    if (entry.encrypted) throw error(path_, name, "encrypted members are not supported");
+    if (entry.unsupported_compression) {
+      throw error(
+          path_, name,
+          fmt::format("compression method {} is not supported", *entry.unsupported_compression));
     }
   }
 
   // Whether a member not named ".npy" starts with NPY's magic.
-  bool holds_npy_data(zip_t& archive, zip_uint64_t index, std::uint64_t size,
+  bool holds_npy_data(zip_reader& archive, std::uint64_t index, std::uint64_t size,
                       const std::string& name) const {
     static constexpr std::array<unsigned char, 6> kMagic{0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (size < kMagic.size()) return false;

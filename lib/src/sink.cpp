@@ -10,13 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <span>
 
 #include <fmt/format.h>
-#include <zip.h>
 
 #include "featpool/error.hpp"
 #include "featpool/hdf5.hpp"
 #include "featpool/npy.hpp"
+#include "featpool/zip.hpp"
 
 namespace featpool {
 namespace fs = std::filesystem;
@@ -191,52 +192,26 @@ class npz_sink final : public tensor_sink {
 
   void finish() override {
     file_.close();
-    int code = 0;
-    zip_t* archive = zip_open(file_.path().c_str(), ZIP_TRUNCATE, &code);
-    if (!archive) throw error(file_.target(), "cannot write: " + zip_reason(code));
-    auto fail = [&] {
-      std::string reason = zip_strerror(archive);
-      zip_discard(archive);
-      return error(file_.target(), "cannot write: " + reason);
-    };
-    constexpr zip_uint16_t kDosTime = 0;
-    constexpr zip_uint16_t kDosDate = (0 << 9) | (1 << 5) | 1;  // 1980-01-01
-    for (const auto& m : members_) {
-      zip_source_t* source = zip_source_buffer(archive, m.bytes.data(), m.bytes.size(), 0);
-      if (!source) throw fail();
-      zip_int64_t index = zip_file_add(archive, m.name.c_str(), source, ZIP_FL_ENC_UTF_8);
-      if (index < 0) {
-        zip_source_free(source);
-        throw fail();
-      }
-      auto entry = static_cast<zip_uint64_t>(index);
-      if (zip_set_file_compression(archive, entry, ZIP_CM_STORE, 0) != 0 ||
-          zip_file_set_dostime(archive, entry, kDosTime, kDosDate, 0) != 0) {
-        throw fail();
-      }
+    try {
+      auto archive = create_zip_writer(file_.path(), file_.target());
+      for (const auto& m : members_) archive->add(m.name, std::as_bytes(std::span(m.bytes)));
+      archive->close();
+    } catch (const zip_failure& failure) {
+      throw error(file_.target(), std::string("cannot write: ") + failure.what());
     }
-    if (zip_close(archive) != 0) throw fail();
     members_.clear();
     file_.finish(sync_);
   }
   void publish() override { file_.publish(sync_); }
 
  private:
-  static std::string zip_reason(int code) {
-    zip_error_t error;
-    zip_error_init_with_code(&error, code);
-    std::string reason = zip_error_strerror(&error);
-    zip_error_fini(&error);
-    return reason;
-  }
-
   struct npz_member {
     std::string name;
     std::string bytes;
   };
   temporary_file file_;
   bool sync_;
-  std::vector<npz_member> members_;  // libzip reads them when the archive is closed
+  std::vector<npz_member> members_;  // the archive reads them when it is closed
 };
 
 class hdf5_sink final : public tensor_sink {

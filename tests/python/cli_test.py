@@ -235,6 +235,18 @@ class Inspect(unittest.TestCase):
         self.assertEqual(code, 0)
         self.assertIn("libhdf5", err)
 
+    def test_npy_only_run_never_loads_libzip(self):
+        env = dict(os.environ, LD_DEBUG="files")
+        code, _, err = run("inspect", sample("tokens_ncl.npy"), env=env)
+        self.assertEqual(code, 0)
+        self.assertIn("calling init", err)  # LD_DEBUG did report the libraries it loaded
+        self.assertNotIn("libzip", err)
+        self.assertNotIn("libcrypto", err)
+        self.assertNotIn("featpool_zip", err)
+        code, _, err = run("inspect", sample("dump.npz"), env=env)
+        self.assertEqual(code, 0)
+        self.assertIn("libzip", err)
+
 
 def main():
     global FEATPOOL, SAMPLES
