@@ -18,6 +18,7 @@
 #include "featpool/exit_code.hpp"
 #include "featpool/inspect.hpp"
 #include "featpool/merge.hpp"
+#include "featpool/pool.hpp"
 #include "featpool/version.hpp"
 
 namespace {
@@ -183,6 +184,8 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("merge")) return featpool::run_merge(merge_options, io);
     apply_flags(pool_options, flags);
+    // A bad FEATPOOL_KERNELS is a usage error, found before any work starts.
+    featpool::pooling_instruction_set();
     return featpool::run_pool(pool_options, io);
   } catch (const featpool::usage_error& failure) {
     std::cerr << featpool::error_line(failure) << "; see '" << help_hint() << "'\n";

@@ -1,5 +1,6 @@
 #include "featpool/pool.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -52,8 +53,10 @@ TEST_CASE("windows: every window is non-empty and the windows cover the input") 
 }
 
 // A reference that follows the definition literally: for each output cell,
-// fold over its window in layout order. For C-order inputs this is also
-// storage order, so the kernel must agree bit for bit.
+// walk its window in layout order. For C-order inputs this is also storage
+// order, so the kernel must agree bit for bit with the order pool.cpp
+// promises: with a spatial last axis, column sums over the window's rows,
+// then the columns dealt to 16 lanes added pairwise; otherwise one fold.
 std::vector<double> reference_pool(const std::vector<double>& values,
                                    const std::vector<std::uint64_t>& shape, const layout& axes,
                                    const std::vector<std::uint64_t>& out_spatial, pool_op op) {
@@ -64,6 +67,12 @@ std::vector<double> reference_pool(const std::vector<double>& values,
   for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) {
     windows.push_back(plan_axis(shape[axes.spatial_axes[s]], out_spatial[s]));
   }
+  bool planar = axes.spatial_axes.back() == rank - 1;
+  // Global pooling over trailing spatial axes deals the window's elements,
+  // in memory order, to the lanes instead of summing columns first.
+  bool global_tail =
+      axes.spatial_axes.front() + axes.spatial_axes.size() == rank &&
+      std::all_of(out_spatial.begin(), out_spatial.end(), [](auto s) { return s == 1; });
   std::uint64_t out_count = 1;
   for (auto e : out_shape) out_count *= e;
   std::vector<double> out(out_count);
@@ -85,6 +94,8 @@ std::vector<double> reference_pool(const std::vector<double>& values,
       hi[l] = windows[s].end[index[l]];
     }
     double acc = op == pool_op::avg ? 0.0 : -std::numeric_limits<double>::infinity();
+    std::vector<double> columns(hi[rank - 1] - lo[rank - 1], 0.0);
+    std::vector<double> in_memory_order;
     double n = 0;
     std::vector<std::uint64_t> at = lo;
     for (;;) {
@@ -92,7 +103,13 @@ std::vector<double> reference_pool(const std::vector<double>& values,
       for (std::size_t l = 0; l < rank; ++l) flat = flat * shape[l] + at[l];
       double v = values[flat];
       if (op == pool_op::avg) {
-        acc += v;
+        if (global_tail) {
+          in_memory_order.push_back(v);
+        } else if (planar) {
+          columns[at[rank - 1] - lo[rank - 1]] += v;
+        } else {
+          acc += v;
+        }
       } else if (v > acc || std::isnan(v)) {
         acc = v;
       }
@@ -103,6 +120,15 @@ std::vector<double> reference_pool(const std::vector<double>& values,
         at[l] = lo[l];
       }
       if (l == static_cast<std::size_t>(-1)) break;
+    }
+    if (op == pool_op::avg && planar) {
+      const auto& dealt = global_tail ? in_memory_order : columns;
+      std::vector<double> lanes(16, 0.0);
+      for (std::size_t k = 0; k < dealt.size(); ++k) lanes[k % 16] += dealt[k];
+      for (std::size_t width = 8; width >= 1; width /= 2) {
+        for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+      }
+      acc = lanes[0];
     }
     out[cell] = op == pool_op::avg ? acc / n : acc;
   }
@@ -150,7 +176,15 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
   for (int trial = 0; trial < 300; ++trial) {
     layout axes = parse_layout(layouts[trial % std::size(layouts)]);
     std::vector<std::uint64_t> shape;
-    for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 6);
+    // Every fourth trial has long spatial axes, so windows are also wider
+    // than the kernels' 16 lanes.
+    bool wide = trial % 4 == 3;
+    for (std::size_t l = 0; l < axes.rank(); ++l) {
+      bool spatial = std::find(axes.spatial_axes.begin(), axes.spatial_axes.end(), l) !=
+                     axes.spatial_axes.end();
+      std::uint64_t longest = wide && spatial ? (axes.spatial_axes.size() > 2 ? 24 : 70) : 6;
+      shape.push_back(1 + rng() % longest);
+    }
     std::vector<std::uint64_t> out_spatial;
     for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 8);
     std::uint64_t count = 1;

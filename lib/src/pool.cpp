@@ -1,10 +1,13 @@
 #include "featpool/pool.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <unordered_map>
 
+#include "kernels/column_kernels.hpp"
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_for.h>
 
@@ -14,6 +17,8 @@
 
 namespace featpool {
 namespace {
+
+using kernels::lane_sums;
 
 // Blocks smaller than this are pooled on the calling thread: handing them
 // to workers costs more than it saves.
@@ -34,19 +39,14 @@ struct geometry {
   std::uint64_t output_count = 1;
   std::vector<std::uint64_t> output_strides;  // per layout axis
   std::vector<std::size_t> spatial_axes;      // layout positions of the spatial axes
+  // The fastest axis in storage is spatial (NCHW, not NHWC): its rows are
+  // summed column by column into a buffer, then window by window.
+  bool planar = false;
   // Work splits into units that feed disjoint cells: the elements sharing
   // every coordinate of the leading non-spatial axes in storage order
-  // (planes of NCHW). 0 when storage starts with a spatial axis.
+  // (planes of NCHW, samples of NHWC). 0 when storage starts with a
+  // spatial axis.
   std::uint64_t unit_length = 0;
-  // Channels-last storage: the fastest axis is not spatial, so its lanes
-  // feed disjoint cells and can be split between threads instead.
-  bool lanes_split = false;
-  // Global pooling over the fastest axes with the slower ones passed
-  // through (NCHW to (N, C, 1, 1)): every run of this many consecutive
-  // elements feeds one cell, the axes before tail_begin say which. 0 when
-  // the storage order is not of that form.
-  std::uint64_t tail_length = 0;
-  std::size_t tail_begin = 0;
 };
 
 geometry make_geometry(const tensor_info& input, const pool_request& request) {
@@ -74,23 +74,12 @@ geometry make_geometry(const tensor_info& input, const pool_request& request) {
     std::size_t l = input.order == memory_order::c ? m : rank - 1 - m;
     g.axes.push_back({input.shape[l], g.output_strides[l], windows_of[l]});
   }
+  g.planar = g.axes.back().windows != nullptr;
   std::size_t prefix = 0;
-  while (prefix < rank && g.axes[prefix].windows == nullptr) ++prefix;
+  while (prefix < g.axes.size() && g.axes[prefix].windows == nullptr) ++prefix;
   if (prefix > 0) {
     g.unit_length = 1;
-    for (std::size_t m = prefix; m < rank; ++m) g.unit_length *= g.axes[m].extent;
-  }
-  g.lanes_split = g.axes.back().windows == nullptr;
-  std::size_t tail_begin = rank;
-  while (tail_begin > 0 && g.axes[tail_begin - 1].windows &&
-         g.axes[tail_begin - 1].windows->output_length == 1) {
-    --tail_begin;
-  }
-  bool outer_passed_through = tail_begin == prefix;
-  if (tail_begin < rank && outer_passed_through) {
-    g.tail_begin = tail_begin;
-    g.tail_length = 1;
-    for (std::size_t m = tail_begin; m < rank; ++m) g.tail_length *= g.axes[m].extent;
+    for (std::size_t m = prefix; m < g.axes.size(); ++m) g.unit_length *= g.axes[m].extent;
   }
   return g;
 }
@@ -106,46 +95,64 @@ std::vector<double> window_counts(const geometry& g) {
     common *= static_cast<double>(w.size(0));
   }
   if (uniform) return std::vector<double>(g.output_count, common);
-  std::vector<double> counts(g.output_count, 1.0);
-  for (std::size_t s = 0; s < g.spatial_axes.size(); ++s) {
-    std::size_t l = g.spatial_axes[s];
-    std::uint64_t stride = g.output_strides[l];
-    std::uint64_t extent = g.output_shape[l];
-    for (std::uint64_t cell = 0; cell < g.output_count; ++cell) {
-      counts[cell] *= static_cast<double>(g.windows[s].size((cell / stride) % extent));
+  // Axis by axis in layout order, each cell's count is the count of its
+  // prefix times its window's size on this axis.
+  std::vector<const axis_windows*> windows_of(g.output_shape.size(), nullptr);
+  for (std::size_t s = 0; s < g.spatial_axes.size(); ++s)
+    windows_of[g.spatial_axes[s]] = &g.windows[s];
+  std::vector<double> counts{1.0};
+  for (std::size_t l = 0; l < g.output_shape.size(); ++l) {
+    std::vector<double> longer;
+    longer.reserve(counts.size() * g.output_shape[l]);
+    for (double prefix : counts) {
+      for (std::uint64_t i = 0; i < g.output_shape[l]; ++i) {
+        longer.push_back(windows_of[l] ? prefix * static_cast<double>(windows_of[l]->size(i))
+                                       : prefix);
+      }
     }
+    counts.swap(longer);
   }
   return counts;
 }
 
-template <class T>
-constexpr bool kIsFloating = std::is_floating_point_v<T> || std::is_same_v<T, float16_bits>;
+// Element boundaries that cut `count` elements starting at storage index
+// `position` into `parts` ranges, every inner cut on a unit boundary.
+std::vector<std::uint64_t> unit_cuts(std::uint64_t position, std::uint64_t count,
+                                     std::uint64_t unit, std::uint64_t parts) {
+  std::vector<std::uint64_t> cuts(parts + 1, count);
+  cuts[0] = 0;
+  for (std::uint64_t t = 1; t < parts; ++t) {
+    std::uint64_t target = position + count * t / parts;
+    std::uint64_t aligned = (target + unit - 1) / unit * unit;
+    cuts[t] = std::min(count, aligned - position);
+  }
+  return cuts;
+}
 
-// What a cell accumulates in: sums in double whatever the input; maxima in
-// the input's own type, which compares exactly (halves widen to double).
-template <class T, pool_op Op>
-using accumulator_t =
-    std::conditional_t<Op == pool_op::avg || std::is_same_v<T, float16_bits>, double, T>;
+// The lanes' sum, added pairwise in a fixed order.
+double lane_total(lane_sums lanes) {
+  for (std::size_t width = kernels::kLanes / 2; width >= 1; width /= 2) {
+    for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+  }
+  return lanes[0];
+}
 
 template <class T>
 auto widen(T value) {
   if constexpr (std::is_same_v<T, float16_bits>) {
-    return to_double(value);
+    return static_cast<float>(to_double(value));
   } else {
     return value;
   }
 }
 
-template <pool_op Op, class Acc, class T>
-inline void combine(Acc& cell, T element) {
-  if constexpr (Op == pool_op::avg) {
-    cell += to_double(element);
-  } else if constexpr (kIsFloating<T>) {
-    // PyTorch's rule: NaN wins, so a NaN anywhere in the window is the max.
-    auto value = widen(element);
+// PyTorch's max: NaN wins, so a NaN anywhere in the window is the max.
+template <class M>
+void fold_max(M& cell, M value) {
+  if constexpr (std::is_floating_point_v<M>) {
     if (value > cell || std::isnan(value)) cell = value;
   } else {
-    if (element > cell) cell = element;
+    if (value > cell) cell = value;
   }
 }
 
@@ -171,41 +178,142 @@ class pooler::kernel {
  public:
   virtual ~kernel() = default;
   virtual void consume(std::span<const std::byte> block) = 0;
+  virtual std::unique_ptr<stream> open_stream(std::uint64_t first) = 0;
+  virtual std::uint64_t unit_length() const = 0;
   virtual pooled_tensor finish() = 0;
 };
 
 namespace {
 
+// The order every cell's elements are combined in, which fixes its bits:
+//
+// - Global pooling of planar storage whose trailing axes are all spatial
+//   (NCHW to (N, C, 1, 1)): the elements of each cell, in memory order, are
+//   dealt to kLanes partial sums (element k to lane k mod kLanes), which
+//   are added pairwise.
+// - Other planar storage (the fastest axis is spatial, as in NCHW): a cell's
+//   window is a set of rows along that axis. Each column of the window is
+//   summed over its rows in storage order; the column sums are then dealt,
+//   left to right, to kLanes partial sums (column k to lane k mod kLanes),
+//   which are added pairwise. A window of one row deals its elements to
+//   the lanes directly, which gives the same sums.
+// - Channels fastest (NHWC): every cell folds its elements in storage
+//   order; the vector lanes are the channels.
+//
+// Maxima take NaN if the window holds one, else the largest element.
 template <class T, pool_op Op>
 class typed_kernel final : public pooler::kernel {
-  using acc_t = accumulator_t<T, Op>;
+  using acc_t = std::conditional_t<Op == pool_op::avg, double, kernels::max_t<T>>;
+
+  // A row-window combination of the planar path whose rows are not all in
+  // yet, with its column sums (or maxima).
+  struct open_base {
+    std::uint64_t rows_seen = 0;
+    std::vector<acc_t> columns;
+  };
+
+  // The cells a row feeds: the windows covering its coordinates on every
+  // slower axis, as an output offset, and how many rows those windows hold.
+  struct base_ref {
+    std::uint64_t offset;
+    std::uint64_t rows;
+  };
+
+  // Where one stream of consecutive elements stands.
+  struct stream_state {
+    std::uint64_t position = 0;  // storage index of the next element
+    // Open bases by offset, unordered. Usually one or two (the row windows
+    // of the plane being read), so a scan beats hashing.
+    std::vector<std::uint64_t> open_offsets;
+    std::vector<open_base> open;
+    std::vector<std::vector<acc_t>> spare;  // column buffers to reuse
+    // Lanes of windows cut by a block boundary, by cell (one-row windows).
+    std::unordered_map<std::uint64_t, lane_sums> carried;
+    std::vector<std::uint64_t> coords;
+    std::vector<base_ref> bases, expanded;
+    std::vector<acc_t> gathered;                      // cells of a Fortran-order row
+    std::vector<acc_t> unit_columns;                  // pool_whole_unit's column sums
+    std::vector<std::uint64_t> window_of;             // and its windows, per axis
+    std::array<acc_t, kernels::kLanes> flat_lanes{};  // process_flat's open unit
+  };
+
+  class typed_stream final : public pooler::stream {
+   public:
+    typed_stream(typed_kernel& kernel, std::uint64_t first) : kernel_(kernel) {
+      state_.position = first;
+    }
+    void consume(std::span<const std::byte> block) override {
+      auto values = elements_of<T>(block);
+      kernel_.process(state_, values.data(), values.size(), 0, kernel_.lanes());
+    }
+
+   private:
+    typed_kernel& kernel_;
+    stream_state state_;
+  };
 
  public:
   typed_kernel(geometry g, const pool_request& request)
       : g_(std::move(g)),
         cells_(g_.output_count, initial_value<acc_t>(Op)),
         output_type_(request.output_type),
-        threads_(std::max(1, request.threads)) {}
+        threads_(std::max(1, request.threads)),
+        columns_(kernels::active_kernels().of<T>()),
+        column_sums_(kernels::active_kernels().f64),
+        narrow_total_(kernels::active_kernels().narrow_window_total) {
+    // Units of spatial axes only, more than one (NCHW's planes, NCDHW's
+    // volumes): a unit wholly inside a block is pooled window by window.
+    std::size_t first_spatial = 0;
+    while (first_spatial < g_.axes.size() && !g_.axes[first_spatial].windows) ++first_spatial;
+    bool spatial_tail = true;
+    for (std::size_t m = first_spatial; m < g_.axes.size(); ++m) {
+      spatial_tail = spatial_tail && g_.axes[m].windows;
+    }
+    whole_units_ = spatial_tail && g_.unit_length != 0 && first_spatial + 1 < g_.axes.size();
+    first_spatial_ = first_spatial;
+    // Global pooling of such units (or of a tensor of spatial axes only).
+    bool global = spatial_tail;
+    flat_length_ = 1;
+    for (std::size_t m = first_spatial; m < g_.axes.size(); ++m) {
+      global = global && g_.axes[m].windows->output_length == 1;
+      flat_length_ *= g_.axes[m].extent;
+    }
+    if (!global) flat_length_ = 0;
+    unit_strides_.assign(g_.axes.size(), 1);
+    for (std::size_t m = g_.axes.size() - 1; m-- > first_spatial;) {
+      unit_strides_[m] = unit_strides_[m + 1] * g_.axes[m + 1].extent;
+    }
+  }
 
   void consume(std::span<const std::byte> block) override {
     auto values = elements_of<T>(block);
+    const T* data = values.data();
     std::uint64_t count = values.size();
-    std::uint64_t all_lanes = g_.axes.back().extent;
+    auto parts = static_cast<std::uint64_t>(threads_);
     if (threads_ == 1 || count < kParallelElements) {
-      process(values.data(), position_, count, 0, all_lanes);
-    } else if (g_.unit_length != 0 &&
-               count / g_.unit_length >= static_cast<std::uint64_t>(threads_)) {
-      split_by_units(values.data(), count);
-    } else if (g_.lanes_split && all_lanes >= static_cast<std::uint64_t>(threads_)) {
-      run_parallel([&](std::uint64_t t, std::uint64_t parts) {
-        process(values.data(), position_, count, all_lanes * t / parts,
-                all_lanes * (t + 1) / parts);
+      process(main_, data, count, 0, lanes());
+    } else if (g_.unit_length != 0 && count / g_.unit_length >= parts) {
+      split_by_units(data, count);
+    } else if (!g_.planar && lanes() >= parts) {
+      // Channels fastest: each worker takes a share of the channels of
+      // every row, so they feed disjoint cells.
+      std::uint64_t position = main_.position;
+      tbb::parallel_for(std::uint64_t{0}, parts, [&](std::uint64_t t) {
+        stream_state part;
+        part.position = position;
+        process(part, data, count, lanes() * t / parts, lanes() * (t + 1) / parts);
       });
+      main_.position += count;
     } else {
-      process(values.data(), position_, count, 0, all_lanes);
+      process(main_, data, count, 0, lanes());
     }
-    position_ += count;
   }
+
+  std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
+    return std::make_unique<typed_stream>(*this, first);
+  }
+
+  std::uint64_t unit_length() const override { return g_.unit_length; }
 
   pooled_tensor finish() override {
     pooled_tensor out;
@@ -228,145 +336,190 @@ class typed_kernel final : public pooler::kernel {
   }
 
  private:
-  // Runs the parts in the caller's arena, so a kernel inside the batch
-  // executor shares its workers instead of competing for them.
-  template <class F>
-  void run_parallel(F&& part) {
-    auto parts = static_cast<std::uint64_t>(threads_);
-    tbb::parallel_for(std::uint64_t{0}, parts, [&](std::uint64_t t) { part(t, parts); });
-  }
+  std::uint64_t lanes() const { return g_.axes.back().extent; }
 
-  // Splits a block at unit boundaries: parts then feed disjoint cells, and
-  // each cell still sees its elements in storage order.
+  // Splits a block at unit boundaries, one part per worker: parts then feed
+  // disjoint cells. The first part continues the stream's open unit; the
+  // last non-empty one leaves the unit the next block continues.
   void split_by_units(const T* data, std::uint64_t count) {
-    std::uint64_t unit = g_.unit_length;
-    std::uint64_t all_lanes = g_.axes.back().extent;
-    auto boundary = [&](std::uint64_t t, std::uint64_t parts) {
-      if (t == parts) return count;
-      std::uint64_t target = position_ + count * t / parts;
-      std::uint64_t aligned = (target + unit - 1) / unit * unit;
-      return std::min(count, aligned - position_);
-    };
-    run_parallel([&](std::uint64_t t, std::uint64_t parts) {
-      std::uint64_t begin = t == 0 ? 0 : boundary(t, parts);
-      std::uint64_t end = boundary(t + 1, parts);
-      if (begin < end) process(data + begin, position_ + begin, end - begin, 0, all_lanes);
+    auto parts = static_cast<std::uint64_t>(threads_);
+    std::uint64_t position = main_.position;
+    auto cuts = unit_cuts(position, count, g_.unit_length, parts);
+    std::vector<stream_state> states(parts);
+    states[0] = std::move(main_);
+    for (std::uint64_t t = 1; t < parts; ++t) states[t].position = position + cuts[t];
+    tbb::parallel_for(std::uint64_t{0}, parts, [&](std::uint64_t t) {
+      if (cuts[t] < cuts[t + 1])
+        process(states[t], data + cuts[t], cuts[t + 1] - cuts[t], 0, lanes());
     });
+    std::uint64_t last = parts - 1;
+    while (last > 0 && cuts[last] == cuts[last + 1]) --last;
+    main_ = std::move(states[last]);
+    main_.position = position + count;
   }
 
-  // Pools `count` elements starting at storage index `start`, touching only
+  // Pools `count` elements from the stream's position on, touching only
   // the fastest axis's lanes in [lane_begin, lane_end) when it is not
   // spatial.
-  void process(const T* data, std::uint64_t start, std::uint64_t count, std::uint64_t lane_begin,
+  void process(stream_state& s, const T* data, std::uint64_t count, std::uint64_t lane_begin,
                std::uint64_t lane_end) {
-    if (g_.tail_length != 0) return process_tail(data, start, count);
     const std::size_t rank = g_.axes.size();
-    std::vector<std::uint64_t> coords(rank);
-    for (std::size_t m = rank; m-- > 0;) {
-      coords[m] = start % g_.axes[m].extent;
-      start /= g_.axes[m].extent;
+    const std::uint64_t width = lanes();
+    auto& coords = s.coords;
+    coords.assign(rank, 0);
+    for (std::uint64_t rest = s.position, m = rank; m-- > 0;) {
+      coords[m] = rest % g_.axes[m].extent;
+      rest /= g_.axes[m].extent;
     }
-    const memory_axis& inner = g_.axes.back();
-    std::vector<std::uint64_t> bases;
-    std::vector<std::uint64_t> expanded;
-    acc_t* cells = cells_.data();
-    for (std::uint64_t i = 0; i < count;) {
-      std::uint64_t x = coords.back();
-      std::uint64_t run = std::min(count - i, inner.extent - x);
-      row_bases(coords, bases, expanded);
-      const T* row = data + i;
-      if (inner.windows) {
-        // Window by window over the row: each cell still takes its
-        // elements left to right.
-        const auto& w = *inner.windows;
-        std::uint64_t first = w.first_window[x];
-        std::uint64_t last = w.last_window[x + run - 1];
-        for (auto base : bases) {
-          acc_t* out = cells + base;
-          for (std::uint64_t win = first; win <= last; ++win) {
-            std::uint64_t lo = std::max(w.start[win], x) - x;
-            std::uint64_t hi = std::min(w.end[win], x + run) - x;
-            acc_t cell = out[win * inner.output_stride];
-            for (std::uint64_t e = lo; e < hi; ++e) combine<Op>(cell, row[e]);
-            out[win * inner.output_stride] = cell;
-          }
-        }
-      } else {
-        std::uint64_t lo = std::max(x, lane_begin);
-        std::uint64_t hi = std::min(x + run, lane_end);
-        for (auto base : bases) {
-          acc_t* out = cells + base;
-          for (std::uint64_t lane = lo; lane < hi; ++lane) {
-            combine<Op>(out[lane * inner.output_stride], row[lane - x]);
-          }
-        }
-      }
-      i += run;
-      coords.back() += run;
-      for (std::size_t m = rank - 1; m > 0 && coords[m] == g_.axes[m].extent; --m) {
-        coords[m] = 0;
-        ++coords[m - 1];
-      }
-    }
-  }
-
-  // Global pooling over the tail (see geometry::tail_length). Four runs
-  // fold at once in separate dependency chains, each still left to right,
-  // so the processor overlaps their additions.
-  void process_tail(const T* data, std::uint64_t start, std::uint64_t count) {
-    const std::uint64_t tail = g_.tail_length;
-    acc_t* cells = cells_.data();
+    if (flat_length_ != 0) return process_flat(s, data, count);
     while (count > 0) {
-      std::uint64_t run = start / tail;
-      std::uint64_t offset = start % tail;
-      std::uint64_t used;
-      if (offset == 0 && count >= 4 * tail) {
-        acc_t& c0 = cells[cell_of_run(run)];
-        acc_t& c1 = cells[cell_of_run(run + 1)];
-        acc_t& c2 = cells[cell_of_run(run + 2)];
-        acc_t& c3 = cells[cell_of_run(run + 3)];
-        acc_t a0 = c0, a1 = c1, a2 = c2, a3 = c3;
-        const T* p = data;
-        for (std::uint64_t e = 0; e < tail; ++e) {
-          combine<Op>(a0, p[e]);
-          combine<Op>(a1, p[e + tail]);
-          combine<Op>(a2, p[e + 2 * tail]);
-          combine<Op>(a3, p[e + 3 * tail]);
-        }
-        c0 = a0, c1 = a1, c2 = a2, c3 = a3;
-        used = 4 * tail;
-      } else {
-        used = std::min(tail - offset, count);
-        acc_t& cell = cells[cell_of_run(run)];
-        acc_t a = cell;
-        for (std::uint64_t e = 0; e < used; ++e) combine<Op>(a, data[e]);
-        cell = a;
+      if (whole_units_ && s.position % g_.unit_length == 0 && count >= g_.unit_length) {
+        pool_whole_unit(s, data, s.position / g_.unit_length);
+        data += g_.unit_length;
+        count -= g_.unit_length;
+        s.position += g_.unit_length;
+        next_unit(coords);
+        continue;
       }
+      std::uint64_t x = coords.back();
+      std::uint64_t rows = 1;
+      std::uint64_t length = std::min(width - x, count);
+      if (x == 0 && count >= width) rows = std::min(count / width, rows_alike(coords));
+      row_bases(s, coords);
+      if (g_.planar) {
+        planar_rows(s, data, x, length, rows);
+      } else {
+        channel_rows(s, data, x, length, rows, lane_begin, lane_end);
+      }
+      std::uint64_t used = rows == 1 ? length : rows * width;
       data += used;
-      start += used;
       count -= used;
+      s.position += used;
+      if (x + length == width) next_row(coords, rows);
     }
   }
 
-  // The cell the tail run with this index feeds.
-  std::uint64_t cell_of_run(std::uint64_t run) const {
-    std::uint64_t cell = 0;
-    for (std::size_t m = g_.tail_begin; m-- > 0;) {
-      cell += run % g_.axes[m].extent * g_.axes[m].output_stride;
-      run /= g_.axes[m].extent;
-    }
-    return cell;
+  // How many rows from these coordinates on share every window: the run
+  // along the second-fastest axis with the same windows.
+  std::uint64_t rows_alike(const std::vector<std::uint64_t>& coords) const {
+    if (coords.size() < 2) return 1;
+    const memory_axis& axis = g_.axes[coords.size() - 2];
+    if (axis.windows == nullptr) return 1;
+    std::uint64_t at = coords[coords.size() - 2];
+    return axis.windows->same_windows_until[at] - at;
   }
 
-  // The output offsets a row of the fastest axis feeds, from the windows
-  // that cover its coordinates on every slower axis.
-  void row_bases(const std::vector<std::uint64_t>& coords, std::vector<std::uint64_t>& bases,
-                 std::vector<std::uint64_t>& expanded) const {
-    bases.assign(1, 0);
+  // Global pooling of units of spatial axes only: each unit's elements,
+  // in memory order, are dealt to the lanes; whichever block or thread
+  // holds them, an element's lane is its position in the unit mod kLanes.
+  void process_flat(stream_state& s, const T* data, std::uint64_t count) {
+    while (count > 0) {
+      std::uint64_t unit = s.position / flat_length_;
+      std::uint64_t offset = s.position % flat_length_;
+      std::uint64_t n = std::min(count, flat_length_ - offset);
+      if (offset == 0) s.flat_lanes.fill(initial_value<acc_t>(Op));
+      if constexpr (Op == pool_op::avg) {
+        columns_.sum_lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
+      } else {
+        columns_.max_lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
+      }
+      if (offset + n == flat_length_) {
+        acc_t& cell = cells_[unit_base(unit)];
+        if constexpr (Op == pool_op::avg) {
+          cell = lane_total(s.flat_lanes);
+        } else {
+          cell = columns_.narrow_window_max(s.flat_lanes.data(), kernels::kLanes);
+        }
+      }
+      data += n;
+      count -= n;
+      s.position += n;
+    }
+  }
+
+  // The output offset of a unit's first cell.
+  std::uint64_t unit_base(std::uint64_t unit) const {
+    std::uint64_t base = 0;
+    for (std::size_t m = first_spatial_; m-- > 0;) {
+      base += unit % g_.axes[m].extent * g_.axes[m].output_stride;
+      unit /= g_.axes[m].extent;
+    }
+    return base;
+  }
+
+  // Moves the coordinates past one whole unit.
+  void next_unit(std::vector<std::uint64_t>& coords) const {
+    std::fill(coords.begin() + static_cast<std::ptrdiff_t>(first_spatial_), coords.end(), 0);
+    for (std::size_t m = first_spatial_; m-- > 0;) {
+      if (++coords[m] < g_.axes[m].extent) break;
+      coords[m] = 0;
+    }
+  }
+
+  // A unit of spatial axes only, all in `data`: for each combination of
+  // windows on the slower spatial axes, its rows are summed column by
+  // column (in memory order, as the row-by-row path does), then each window
+  // along the fastest axis becomes its cell.
+  void pool_whole_unit(stream_state& s, const T* data, std::uint64_t unit) {
+    s.unit_columns.resize(lanes() + kernels::kLanes);
+    pool_windows(s, data, first_spatial_, unit_base(unit), s.window_of);
+  }
+
+  // Chooses a window on each slower spatial axis in turn, from `axis` on.
+  void pool_windows(stream_state& s, const T* data, std::size_t axis, std::uint64_t cell,
+                    std::vector<std::uint64_t>& chosen) {
+    if (axis + 1 == g_.axes.size()) {
+      std::fill_n(s.unit_columns.begin(), lanes(), initial_value<acc_t>(Op));
+      add_window_rows(s, data, first_spatial_, 0, chosen);
+      reduce_columns(cell, s.unit_columns);
+      return;
+    }
+    chosen.resize(g_.axes.size());
+    const memory_axis& a = g_.axes[axis];
+    for (std::uint64_t win = 0; win < a.windows->output_length; ++win) {
+      chosen[axis] = win;
+      pool_windows(s, data, axis + 1, cell + win * a.output_stride, chosen);
+    }
+  }
+
+  // Adds the rows of the chosen windows to the unit's columns, in memory
+  // order: the rows along the second-fastest axis are adjacent.
+  void add_window_rows(stream_state& s, const T* data, std::size_t axis, std::uint64_t offset,
+                       const std::vector<std::uint64_t>& chosen) {
+    const axis_windows& w = *g_.axes[axis].windows;
+    std::uint64_t start = w.start[chosen[axis]], end = w.end[chosen[axis]];
+    if (axis + 2 == g_.axes.size()) {
+      fold_rows(s.unit_columns.data(), data + offset + start * unit_strides_[axis], end - start,
+                lanes(), lanes());
+      return;
+    }
+    for (std::uint64_t c = start; c < end; ++c) {
+      add_window_rows(s, data, axis + 1, offset + c * unit_strides_[axis], chosen);
+    }
+  }
+
+  // Moves the coordinates past `rows` finished rows. (A block that ends
+  // inside a row ends the loop; the next one counts afresh.)
+  void next_row(std::vector<std::uint64_t>& coords, std::uint64_t rows) const {
+    coords.back() = 0;
+    if (coords.size() < 2) return;
+    coords[coords.size() - 2] += rows;
+    for (std::size_t m = coords.size() - 2; m > 0 && coords[m] == g_.axes[m].extent; --m) {
+      coords[m] = 0;
+      ++coords[m - 1];
+    }
+  }
+
+  // The output offsets (and row counts) a row feeds, from the windows that
+  // cover its coordinates on every slower axis.
+  void row_bases(stream_state& s, const std::vector<std::uint64_t>& coords) const {
+    auto& bases = s.bases;
+    auto& expanded = s.expanded;
+    bases.assign(1, {0, 1});
     for (std::size_t m = 0; m + 1 < coords.size(); ++m) {
       const memory_axis& axis = g_.axes[m];
       if (!axis.windows) {
-        for (auto& base : bases) base += coords[m] * axis.output_stride;
+        for (auto& base : bases) base.offset += coords[m] * axis.output_stride;
         continue;
       }
       std::uint64_t first = axis.windows->first_window[coords[m]];
@@ -374,10 +527,144 @@ class typed_kernel final : public pooler::kernel {
       expanded.clear();
       for (auto base : bases) {
         for (std::uint64_t win = first; win <= last; ++win) {
-          expanded.push_back(base + win * axis.output_stride);
+          expanded.push_back(
+              {base.offset + win * axis.output_stride, base.rows * axis.windows->size(win)});
         }
       }
       bases.swap(expanded);
+    }
+  }
+
+  // Planar storage: `rows` rows (or part of one row, from column x on) of
+  // every base in s.bases.
+  void planar_rows(stream_state& s, const T* data, std::uint64_t x, std::uint64_t length,
+                   std::uint64_t rows) {
+    const std::uint64_t width = lanes();
+    for (const auto& base : s.bases) {
+      if (base.rows == 1) {
+        one_row_windows(s, base.offset, data, x, length);
+        continue;
+      }
+      std::size_t at = open_base_index(s, base.offset);
+      open_base& open = s.open[at];
+      if constexpr (Op == pool_op::avg) {
+        columns_.sum_columns(open.columns.data() + x, data, rows, width, length);
+      } else {
+        columns_.max_columns(open.columns.data() + x, data, rows, width, length);
+      }
+      if (x + length < width) continue;  // the rest of the row is in the next block
+      open.rows_seen += rows;
+      if (open.rows_seen < base.rows) continue;
+      reduce_columns(base.offset, open.columns);
+      s.spare.push_back(std::move(open.columns));
+      s.open[at] = std::move(s.open.back());
+      s.open.pop_back();
+      s.open_offsets[at] = s.open_offsets.back();
+      s.open_offsets.pop_back();
+    }
+  }
+
+  // The open base at `offset`, opened (its columns cleared) if it was not.
+  std::size_t open_base_index(stream_state& s, std::uint64_t offset) const {
+    for (std::size_t i = s.open_offsets.size(); i-- > 0;) {
+      if (s.open_offsets[i] == offset) return i;
+    }
+    open_base& open = s.open.emplace_back();
+    s.open_offsets.push_back(offset);
+    if (!s.spare.empty()) {
+      open.columns = std::move(s.spare.back());
+      s.spare.pop_back();
+    }
+    // Padded for the narrow_window_* kernels, which read kLanes columns.
+    open.columns.assign(lanes() + kernels::kLanes, initial_value<acc_t>(Op));
+    return s.open.size() - 1;
+  }
+
+  // A base's rows are all in: each window along the fastest axis becomes
+  // its cell.
+  void reduce_columns(std::uint64_t base, const std::vector<acc_t>& columns) {
+    const memory_axis& inner = g_.axes.back();
+    const axis_windows& w = *inner.windows;
+    for (std::uint64_t win = 0; win < w.output_length; ++win) {
+      acc_t& cell = cells_[base + win * inner.output_stride];
+      if constexpr (Op == pool_op::avg) {
+        // A window at most kLanes wide has one column per lane; the empty
+        // lanes only add +0 (a column sum, begun at +0, is never -0).
+        if (w.size(win) <= kernels::kLanes) {
+          cell = narrow_total_(columns.data() + w.start[win], w.size(win));
+          continue;
+        }
+        lane_sums lanes{};
+        column_sums_.sum_lanes(lanes, columns.data() + w.start[win], w.size(win), 0);
+        cell = lane_total(lanes);
+      } else if (w.size(win) <= kernels::kLanes) {
+        cell = columns_.narrow_window_max(columns.data() + w.start[win], w.size(win));
+      } else {
+        for (std::uint64_t x = w.start[win]; x < w.end[win]; ++x) fold_max(cell, columns[x]);
+      }
+    }
+  }
+
+  // Windows one row tall (1-D inputs, or a spatial axis pooled to its own
+  // length): elements go straight to the cells, no column buffer.
+  void one_row_windows(stream_state& s, std::uint64_t base, const T* data, std::uint64_t x,
+                       std::uint64_t length) {
+    const memory_axis& inner = g_.axes.back();
+    const axis_windows& w = *inner.windows;
+    for (std::uint64_t win = w.first_window[x]; win <= w.last_window[x + length - 1]; ++win) {
+      std::uint64_t lo = std::max(w.start[win], x);
+      std::uint64_t hi = std::min(w.end[win], x + length);
+      std::uint64_t cell = base + win * inner.output_stride;
+      if constexpr (Op == pool_op::avg) {
+        lane_sums lanes{};
+        if (lo != w.start[win]) {  // the window began in an earlier block
+          auto carried = s.carried.find(cell);
+          lanes = carried->second;
+          s.carried.erase(carried);
+        }
+        columns_.sum_lanes(lanes, data + (lo - x), hi - lo, lo - w.start[win]);
+        if (hi == w.end[win]) {
+          cells_[cell] = lane_total(lanes);
+        } else {
+          s.carried.emplace(cell, lanes);
+        }
+      } else {
+        for (std::uint64_t e = lo; e < hi; ++e) fold_max(cells_[cell], widen(data[e - x]));
+      }
+    }
+  }
+
+  // Channels fastest: `rows` rows (or part of one) fold into their cells,
+  // the channels in [lane_begin, lane_end) only.
+  void channel_rows(stream_state& s, const T* data, std::uint64_t x, std::uint64_t length,
+                    std::uint64_t rows, std::uint64_t lane_begin, std::uint64_t lane_end) {
+    std::uint64_t lo = std::max(x, lane_begin);
+    std::uint64_t hi = std::min(x + length, lane_end);
+    if (lo >= hi) return;
+    const std::uint64_t width = lanes();
+    const std::uint64_t stride = g_.axes.back().output_stride;
+    const T* first = data + (lo - x);
+    for (const auto& base : s.bases) {
+      acc_t* cells = cells_.data() + base.offset;
+      if (stride == 1) {
+        fold_rows(cells + lo, first, rows, width, hi - lo);
+        continue;
+      }
+      // Fortran order: this axis's cells are apart in the output.
+      auto& gathered = s.gathered;
+      gathered.resize(hi - lo);
+      for (std::uint64_t c = lo; c < hi; ++c) gathered[c - lo] = cells[c * stride];
+      fold_rows(gathered.data(), first, rows, width, hi - lo);
+      for (std::uint64_t c = lo; c < hi; ++c) cells[c * stride] = gathered[c - lo];
+    }
+  }
+
+  void fold_rows(acc_t* cells, const T* rows, std::uint64_t count, std::uint64_t stride,
+                 std::uint64_t width) const {
+    if constexpr (Op == pool_op::avg) {
+      columns_.sum_columns(cells, rows, count, stride, width);
+    } else {
+      columns_.max_columns(cells, rows, count, stride, width);
     }
   }
 
@@ -385,7 +672,14 @@ class typed_kernel final : public pooler::kernel {
   std::vector<acc_t> cells_;
   dtype output_type_;
   int threads_;
-  std::uint64_t position_ = 0;  // storage index of the next element
+  const kernels::column_kernels<T>& columns_;
+  const kernels::column_kernels<double>& column_sums_;
+  double (*narrow_total_)(const double*, std::size_t);
+  stream_state main_;  // the stream consume() feeds
+  bool whole_units_ = false;
+  std::size_t first_spatial_ = 0;            // storage axis where units begin
+  std::uint64_t flat_length_ = 0;            // elements of a globally pooled unit, or 0
+  std::vector<std::uint64_t> unit_strides_;  // per storage axis, within a unit
 };
 
 template <pool_op Op>
@@ -465,6 +759,19 @@ pooler::pooler(const tensor_info& input, const pool_request& request) {
 pooler::~pooler() = default;
 
 void pooler::consume(std::span<const std::byte> block) { kernel_->consume(block); }
+
+std::vector<std::uint64_t> pooler::independent_ranges(std::uint64_t element_count,
+                                                      int parts) const {
+  std::uint64_t unit = kernel_->unit_length();
+  if (unit == 0 || parts <= 1) return {0, element_count};
+  auto cuts = unit_cuts(0, element_count, unit, static_cast<std::uint64_t>(parts));
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  return cuts;
+}
+
+std::unique_ptr<pooler::stream> pooler::open_stream(std::uint64_t first) {
+  return kernel_->open_stream(first);
+}
 
 pooled_tensor pooler::finish() { return kernel_->finish(); }
 

@@ -43,6 +43,12 @@ axis_windows plan_axis(std::uint64_t input_length, std::uint64_t output_length) 
     while (plan.start[last] > x) --last;
     plan.last_window[x] = last;
   }
+  plan.same_windows_until.assign(input_length, input_length);
+  for (std::uint64_t x = input_length - 1; x-- > 0;) {
+    bool same = plan.first_window[x] == plan.first_window[x + 1] &&
+                plan.last_window[x] == plan.last_window[x + 1];
+    plan.same_windows_until[x] = same ? plan.same_windows_until[x + 1] : x + 1;
+  }
   return plan;
 }
 

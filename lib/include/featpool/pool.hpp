@@ -3,10 +3,11 @@
 // PyTorch's windows (windows.hpp), fed block by block from a reader so a
 // tensor of any size pools in memory bounded by its output.
 //
-// Determinism: every output cell is a left-to-right fold over its window's
-// elements in the order they are stored, whatever the block boundaries,
-// the thread count or the vector width. Threads split a block only into
-// parts that feed disjoint cells.
+// Determinism: every output cell combines its window's elements in one
+// fixed order, set by the shape, the layout and the output size alone (see
+// typed_kernel in pool.cpp): never by block boundaries, thread count or
+// the processor's vector width. Threads only ever pool parts that feed
+// disjoint cells.
 
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,13 @@ std::string_view pool_op_name(pool_op op);
 // bool inputs' dtype for max, gives float64 for float64 inputs and float32
 // for everything else; an explicit float type wins.
 dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested);
+
+// The instruction set the pooling loops run with: "avx512", "avx2" or
+// "baseline", the widest the processor has unless the FEATPOOL_KERNELS
+// environment variable names one (to test or compare them on one machine).
+// Throws usage_error for a name that is unknown or that the processor
+// cannot run.
+std::string_view pooling_instruction_set();
 
 // Pooled outputs larger than this are refused before anything is allocated.
 inline constexpr std::uint64_t kMaxPooledBytes = std::uint64_t{4} << 30;
@@ -70,8 +78,19 @@ class pooler {
   pooler(const pooler&) = delete;
   pooler& operator=(const pooler&) = delete;
 
-  // Feeds the next block of elements, in the input's memory order.
+  // Feeds the next block of elements, in the input's memory order. Large
+  // blocks are split between request.threads workers.
   void consume(std::span<const std::byte> block);
+
+  // Independent streams, for a reader that reads several parts of a tensor
+  // at once (pread from several threads): element boundaries that cut the
+  // tensor into at most `parts` ranges feeding disjoint cells, from 0 to
+  // `element_count`. A stream opened at one boundary and fed, in memory
+  // order, every element up to the next may run alongside the others;
+  // finish() comes after all of them. consume() is not mixed with streams.
+  class stream;
+  std::vector<std::uint64_t> independent_ranges(std::uint64_t element_count, int parts) const;
+  std::unique_ptr<stream> open_stream(std::uint64_t first);
   // The pooled tensor, once every element was fed.
   pooled_tensor finish();
 
@@ -79,6 +98,13 @@ class pooler {
 
  private:
   std::unique_ptr<kernel> kernel_;
+};
+
+class pooler::stream {
+ public:
+  virtual ~stream() = default;
+  // Feeds the stream's next block of elements, in memory order.
+  virtual void consume(std::span<const std::byte> block) = 0;
 };
 
 }  // namespace featpool

@@ -18,6 +18,9 @@ struct axis_windows {
   // streaming kernels go from an element to the cells it feeds.
   std::vector<std::uint64_t> first_window;
   std::vector<std::uint64_t> last_window;
+  // Per input index x, one past the last index after x that lies in the
+  // same windows: the kernels take such a run of rows in one pass.
+  std::vector<std::uint64_t> same_windows_until;
 
   std::uint64_t size(std::uint64_t window) const { return end[window] - start[window]; }
 };

@@ -1,0 +1,102 @@
+#pragma once
+// The inner loops of pooling, compiled once per instruction set (baseline
+// x86-64 or any other processor, AVX2, AVX-512) from one source,
+// column_kernels.inl, and chosen when the program starts. Each loop adds or
+// compares every element in a fixed order that does not depend on the
+// vector width, so every instruction set gives bit-identical results.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+#include "featpool/element.hpp"
+
+namespace featpool::kernels {
+
+// Partial sums a run of elements is dealt to (element k of a window to
+// lane k mod kLanes), added pairwise at the end: a fixed number, whatever
+// the vector width.
+inline constexpr std::size_t kLanes = 16;
+using lane_sums = std::array<double, kLanes>;
+
+// What a maximum is kept in: the element type itself, which compares
+// exactly, except halves, which widen exactly to float.
+template <class T>
+using max_t = std::conditional_t<std::is_same_v<T, float16_bits>, float, T>;
+
+template <class T>
+struct column_kernels {
+  // sums[j] += rows[r·stride + j] for r = 0, 1, … count-1 in turn, for
+  // every j < width, in double.
+  void (*sum_columns)(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                      std::size_t width);
+  // maxima[j] = max(maxima[j], rows[r·stride + j]) over the same elements;
+  // a NaN makes the maximum NaN (PyTorch's rule).
+  void (*max_columns)(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t stride,
+                      std::size_t width);
+  // lanes[(phase + k) mod kLanes] += values[k] for k = 0, 1, … count-1.
+  void (*sum_lanes)(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase);
+  // lanes[(phase + k) mod kLanes] = max(that lane, values[k]) for k = 0, 1,
+  // … count-1; a lane that meets a NaN becomes NaN.
+  void (*max_lanes)(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
+                    std::size_t phase);
+  // The maximum of `count` ≤ kLanes values dealt to the lanes from lane 0,
+  // taken pairwise like narrow_window_total's sums (the earlier lane wins a
+  // tie, so -0 and +0 come out the same on every instruction set); NaN if
+  // any value is NaN. Reads kLanes values whatever `count`.
+  max_t<T> (*narrow_window_max)(const max_t<T>* values, std::size_t count);
+};
+
+enum class instruction_set { baseline, avx2, avx512 };
+
+std::string_view instruction_set_name(instruction_set isa);
+
+struct kernel_set {
+  instruction_set isa;
+  // The total of `count` ≤ kLanes values dealt to the lanes from lane 0,
+  // added pairwise (lanes[i] += lanes[i + w] for w = 8, 4, 2, 1). Reads
+  // kLanes values whatever `count`: the caller pads its buffer.
+  double (*narrow_window_total)(const double* values, std::size_t count);
+  column_kernels<std::int8_t> i8;
+  column_kernels<std::int16_t> i16;
+  column_kernels<std::int32_t> i32;
+  column_kernels<std::int64_t> i64;
+  column_kernels<std::uint8_t> u8;
+  column_kernels<std::uint16_t> u16;
+  column_kernels<std::uint32_t> u32;
+  column_kernels<std::uint64_t> u64;
+  column_kernels<float16_bits> f16;
+  column_kernels<float> f32;
+  column_kernels<double> f64;
+
+  template <class T>
+  const column_kernels<T>& of() const {
+    if constexpr (std::is_same_v<T, std::int8_t>) return i8;
+    if constexpr (std::is_same_v<T, std::int16_t>) return i16;
+    if constexpr (std::is_same_v<T, std::int32_t>) return i32;
+    if constexpr (std::is_same_v<T, std::int64_t>) return i64;
+    if constexpr (std::is_same_v<T, std::uint8_t>) return u8;
+    if constexpr (std::is_same_v<T, std::uint16_t>) return u16;
+    if constexpr (std::is_same_v<T, std::uint32_t>) return u32;
+    if constexpr (std::is_same_v<T, std::uint64_t>) return u64;
+    if constexpr (std::is_same_v<T, float16_bits>) return f16;
+    if constexpr (std::is_same_v<T, float>) return f32;
+    if constexpr (std::is_same_v<T, double>) return f64;
+  }
+};
+
+// The kernels of one instruction set; defined only where it was compiled.
+const kernel_set& baseline_kernels();
+#if FEATPOOL_X86_KERNELS
+const kernel_set& avx2_kernels();
+const kernel_set& avx512_kernels();
+#endif
+
+// The kernels this process uses: the widest instruction set the processor
+// has, or the one FEATPOOL_KERNELS names (baseline, avx2 or avx512; for
+// testing every path on one machine). Chosen on the first call.
+const kernel_set& active_kernels();
+
+}  // namespace featpool::kernels

@@ -1,0 +1,354 @@
+// The pooling loops of column_kernels.hpp, written once and compiled into
+// each instruction set's translation unit (kernels_*.cpp), which includes
+// this file inside its own namespace with its own compiler flags and sets
+// FEATPOOL_VECTOR_BYTES to its register width. GCC's vector extensions
+// keep the code independent of that width: a column's elements are added
+// in the same order whether 2, 4 or 8 columns share a register, and the
+// kLanes partial sums are kLanes whatever the number of registers they
+// take.
+//
+// Needs <algorithm>, <cstring>, <limits> and, with F16C, <immintrin.h>.
+
+constexpr std::size_t kVectorBytes = FEATPOOL_VECTOR_BYTES;
+constexpr std::size_t kDoubles = kVectorBytes / sizeof(double);
+
+// A vector of N elements of M (GCC takes vector_size on named element
+// types only, not on a template parameter).
+template <class M>
+struct element_vector;
+#define FEATPOOL_ELEMENT_VECTOR(M)                        \
+  template <>                                             \
+  struct element_vector<M> {                              \
+    template <std::size_t Bytes>                          \
+    struct of {                                           \
+      typedef M type __attribute__((vector_size(Bytes))); \
+    };                                                    \
+  }
+FEATPOOL_ELEMENT_VECTOR(std::int8_t);
+FEATPOOL_ELEMENT_VECTOR(std::int16_t);
+FEATPOOL_ELEMENT_VECTOR(std::int32_t);
+FEATPOOL_ELEMENT_VECTOR(std::int64_t);
+FEATPOOL_ELEMENT_VECTOR(std::uint8_t);
+FEATPOOL_ELEMENT_VECTOR(std::uint16_t);
+FEATPOOL_ELEMENT_VECTOR(std::uint32_t);
+FEATPOOL_ELEMENT_VECTOR(std::uint64_t);
+FEATPOOL_ELEMENT_VECTOR(float);
+FEATPOOL_ELEMENT_VECTOR(double);
+#undef FEATPOOL_ELEMENT_VECTOR
+
+template <class M, std::size_t N>
+using vec = typename element_vector<M>::template of<N * sizeof(M)>::type;
+using f64v = vec<double, kDoubles>;
+
+// N consecutive halves as floats.
+template <std::size_t N>
+inline vec<float, N> halves_to_floats(const float16_bits* p) {
+  vec<float, N> v;
+#if defined(__F16C__)
+  if constexpr (N == 16 && kVectorBytes >= 64) {
+    __m512 wide = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    std::memcpy(&v, &wide, sizeof v);
+    return v;
+  } else if constexpr (N == 8) {
+    __m256 wide = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    std::memcpy(&v, &wide, sizeof v);
+    return v;
+  } else if constexpr (N == 4) {
+    __m128 wide = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    std::memcpy(&v, &wide, sizeof v);
+    return v;
+  }
+#endif
+  for (std::size_t i = 0; i < N; ++i) v[i] = static_cast<float>(to_double(p[i]));
+  return v;
+}
+
+// kDoubles consecutive elements as doubles.
+template <class T>
+inline f64v widen(const T* p) {
+  if constexpr (std::is_same_v<T, double>) {
+    f64v v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  } else if constexpr (std::is_same_v<T, float16_bits>) {
+    return __builtin_convertvector(halves_to_floats<kDoubles>(p), f64v);
+#if defined(__AVX__)
+  } else if constexpr (std::is_same_v<T, float> && kDoubles == 4) {
+    // GCC lowers the generic conversion to two 128-bit halves here.
+    return reinterpret_cast<f64v>(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+#endif
+#if defined(__AVX512F__)
+  } else if constexpr (std::is_same_v<T, float> && kDoubles == 8) {
+    return reinterpret_cast<f64v>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
+#endif
+  } else {
+    vec<T, kDoubles> v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, f64v);
+  }
+}
+
+// Sums N registers' worth of adjacent columns over `count` rows. The N
+// sums are independent chains, so their additions overlap in the
+// processor; each column still adds its rows in order.
+template <std::size_t N, class T>
+inline void sum_column_pass(double* sums, const T* rows, std::size_t count, std::size_t stride) {
+  f64v a[N];
+  for (std::size_t v = 0; v < N; ++v) std::memcpy(&a[v], sums + v * kDoubles, sizeof a[v]);
+  for (std::size_t r = 0; r < count; ++r, rows += stride) {
+    for (std::size_t v = 0; v < N; ++v) a[v] += widen(rows + v * kDoubles);
+  }
+  for (std::size_t v = 0; v < N; ++v) std::memcpy(sums + v * kDoubles, &a[v], sizeof a[v]);
+}
+
+template <class T>
+void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                 std::size_t width) {
+  // Rows are taken a slab at a time, so a wide tensor's rows stay in the
+  // cache while every pass goes over them.
+  const std::size_t slab = std::max<std::size_t>(1, (std::size_t{64} << 10) / (stride * sizeof(T)));
+  const std::size_t registers = width / kDoubles;
+  // Up to four registers a pass, spread evenly: a pass of one register
+  // would wait on its additions' latency.
+  const std::size_t passes = (registers + 3) / 4;
+  for (std::size_t first = 0; first < count; first += slab) {
+    const std::size_t rows_now = std::min(slab, count - first);
+    const T* base = rows + first * stride;
+    std::size_t done = 0;
+    for (std::size_t pass = 0; pass < passes; ++pass) {
+      std::size_t take = registers * (pass + 1) / passes - registers * pass / passes;
+      std::size_t j = done * kDoubles;
+      switch (take) {
+        case 4:
+          sum_column_pass<4>(sums + j, base + j, rows_now, stride);
+          break;
+        case 3:
+          sum_column_pass<3>(sums + j, base + j, rows_now, stride);
+          break;
+        case 2:
+          sum_column_pass<2>(sums + j, base + j, rows_now, stride);
+          break;
+        default:
+          sum_column_pass<1>(sums + j, base + j, rows_now, stride);
+          break;
+      }
+      done += take;
+    }
+    for (std::size_t j = registers * kDoubles; j < width; ++j) {
+      double a = sums[j];
+      const T* p = base + j;
+      for (std::size_t r = 0; r < rows_now; ++r, p += stride) a += to_double(*p);
+      sums[j] = a;
+    }
+  }
+}
+
+template <class T>
+void max_columns(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t stride,
+                 std::size_t width) {
+  using M = max_t<T>;
+  constexpr std::size_t kWidth = kVectorBytes / sizeof(M);
+  using V = vec<M, kWidth>;
+  using mask = decltype(V{} > V{});
+  constexpr bool floating = std::is_floating_point_v<M>;
+  auto load = [](const T* p) {
+    if constexpr (std::is_same_v<T, float16_bits>) {
+      return halves_to_floats<kWidth>(p);
+    } else {
+      V v;
+      std::memcpy(&v, p, sizeof v);
+      return v;
+    }
+  };
+  std::size_t j = 0;
+  for (; j + kWidth <= width; j += kWidth) {
+    V m;
+    std::memcpy(&m, maxima + j, sizeof m);
+    mask nan{};
+    const T* p = rows + j;
+    for (std::size_t r = 0; r < count; ++r, p += stride) {
+      V x = load(p);
+      m = x > m ? x : m;
+      // Comparisons pass NaN over; a flag remembers it instead, which keeps
+      // the loop free of branches.
+      if constexpr (floating) nan |= x != x;
+    }
+    if constexpr (floating) m = nan ? V{} + std::numeric_limits<M>::quiet_NaN() : m;
+    std::memcpy(maxima + j, &m, sizeof m);
+  }
+  for (; j < width; ++j) {
+    M m = maxima[j];
+    bool nan = false;
+    const T* p = rows + j;
+    for (std::size_t r = 0; r < count; ++r, p += stride) {
+      M x;
+      if constexpr (std::is_same_v<T, float16_bits>) {
+        x = static_cast<M>(to_double(*p));
+      } else {
+        x = *p;
+      }
+      m = x > m ? x : m;
+      if constexpr (floating) nan |= x != x;
+    }
+    if constexpr (floating) m = nan ? std::numeric_limits<M>::quiet_NaN() : m;
+    maxima[j] = m;
+  }
+}
+
+template <class T>
+void sum_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase) {
+  constexpr std::size_t kRegisters = kLanes / kDoubles;
+  std::size_t k = 0;
+  for (; k < count && (phase + k) % kLanes != 0; ++k) {
+    lanes[(phase + k) % kLanes] += to_double(values[k]);
+  }
+  f64v a[kRegisters];
+  for (std::size_t v = 0; v < kRegisters; ++v) {
+    std::memcpy(&a[v], lanes.data() + v * kDoubles, sizeof a[v]);
+  }
+  for (; k + kLanes <= count; k += kLanes) {
+    for (std::size_t v = 0; v < kRegisters; ++v) a[v] += widen(values + k + v * kDoubles);
+  }
+  for (std::size_t v = 0; v < kRegisters; ++v) {
+    std::memcpy(lanes.data() + v * kDoubles, &a[v], sizeof a[v]);
+  }
+  for (; k < count; ++k) lanes[(phase + k) % kLanes] += to_double(values[k]);
+}
+
+double narrow_window_total(const double* columns, std::size_t count) {
+  // The lanes in registers, each holding its column or, past the window,
+  // 0 (selected, not multiplied: what lies past the window may be NaN).
+  constexpr std::size_t kRegisters = kLanes / kDoubles;
+  using index_vector = vec<std::int64_t, kDoubles>;
+  index_vector index{};
+  for (std::size_t i = 0; i < kDoubles; ++i) index[i] = static_cast<std::int64_t>(i);
+  f64v lanes[kRegisters];
+  for (std::size_t v = 0; v < kRegisters; ++v) {
+    f64v loaded;
+    std::memcpy(&loaded, columns + v * kDoubles, sizeof loaded);
+    auto inside =
+        index + static_cast<std::int64_t>(v * kDoubles) < static_cast<std::int64_t>(count);
+    lanes[v] = inside ? loaded : f64v{};
+  }
+  // Pairwise, as lane_total: lanes[i] += lanes[i + width] for width = 8,
+  // 4, 2, 1, first whole registers, then within the last one.
+  for (std::size_t width = kRegisters / 2; width >= 1; width /= 2) {
+    for (std::size_t v = 0; v < width; ++v) lanes[v] += lanes[v + width];
+  }
+  f64v last = lanes[0];
+  for (std::size_t width = kDoubles / 2; width >= 1; width /= 2) {
+    for (std::size_t i = 0; i < width; ++i) last[i] += last[i + width];
+  }
+  return last[0];
+}
+
+template <class T>
+void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
+               std::size_t phase) {
+  using M = max_t<T>;
+  constexpr std::size_t kWidth = std::min(kLanes, kVectorBytes / sizeof(M));
+  constexpr std::size_t kRegisters = kLanes / kWidth;
+  constexpr bool floating = std::is_floating_point_v<M>;
+  using V = vec<M, kWidth>;
+  using mask = decltype(V{} > V{});
+  auto fold = [](M& lane, M x) {
+    if (x > lane || (floating && x != x)) lane = x;
+  };
+  auto as_max = [](T x) {
+    if constexpr (std::is_same_v<T, float16_bits>) {
+      return static_cast<M>(to_double(x));
+    } else {
+      return x;
+    }
+  };
+  std::size_t k = 0;
+  for (; k < count && (phase + k) % kLanes != 0; ++k)
+    fold(lanes[(phase + k) % kLanes], as_max(values[k]));
+  V m[kRegisters];
+  mask nan[kRegisters] = {};
+  for (std::size_t v = 0; v < kRegisters; ++v)
+    std::memcpy(&m[v], lanes.data() + v * kWidth, sizeof m[v]);
+  for (; k + kLanes <= count; k += kLanes) {
+    for (std::size_t v = 0; v < kRegisters; ++v) {
+      V x;
+      if constexpr (std::is_same_v<T, float16_bits>) {
+        x = halves_to_floats<kWidth>(values + k + v * kWidth);
+      } else {
+        std::memcpy(&x, values + k + v * kWidth, sizeof x);
+      }
+      m[v] = x > m[v] ? x : m[v];
+      if constexpr (floating) nan[v] |= x != x;
+    }
+  }
+  for (std::size_t v = 0; v < kRegisters; ++v) {
+    if constexpr (floating) m[v] = nan[v] ? V{} + std::numeric_limits<M>::quiet_NaN() : m[v];
+    std::memcpy(lanes.data() + v * kWidth, &m[v], sizeof m[v]);
+  }
+  for (; k < count; ++k) fold(lanes[(phase + k) % kLanes], as_max(values[k]));
+}
+
+template <class T>
+max_t<T> narrow_window_max(const max_t<T>* columns, std::size_t count) {
+  using M = max_t<T>;
+  constexpr std::size_t kWidth = std::min(kLanes, kVectorBytes / sizeof(M));
+  constexpr std::size_t kRegisters = kLanes / kWidth;
+  using V = vec<M, kWidth>;
+  using index_vector = decltype(V{} > V{});
+  using index_type = std::remove_reference_t<decltype(index_vector{}[0])>;
+  index_vector index{};
+  for (std::size_t i = 0; i < kWidth; ++i) index[i] = static_cast<index_type>(i);
+  // What an empty lane holds: below every value, -inf included.
+  constexpr M smallest = std::is_floating_point_v<M> ? -std::numeric_limits<M>::infinity()
+                                                     : std::numeric_limits<M>::lowest();
+  V lanes[kRegisters];
+  bool nan = false;
+  for (std::size_t v = 0; v < kRegisters; ++v) {
+    V loaded;
+    std::memcpy(&loaded, columns + v * kWidth, sizeof loaded);
+    auto inside = index + static_cast<index_type>(v * kWidth) < static_cast<index_type>(count);
+    lanes[v] = inside ? loaded : V{} + smallest;
+    if constexpr (std::is_floating_point_v<M>) {
+      auto is_nan = inside & (loaded != loaded);
+      for (std::size_t i = 0; i < kWidth; ++i) nan |= is_nan[i] != 0;
+    }
+  }
+  if (nan) return std::numeric_limits<M>::quiet_NaN();
+  // Pairwise over the lanes, as the sums: lanes[i] = max(lanes[i],
+  // lanes[i + w]) for w = 8, 4, 2, 1, the earlier lane kept on a tie.
+  for (std::size_t width = kRegisters / 2; width >= 1; width /= 2) {
+    for (std::size_t v = 0; v < width; ++v) {
+      lanes[v] = lanes[v + width] > lanes[v] ? lanes[v + width] : lanes[v];
+    }
+  }
+  V last = lanes[0];
+  for (std::size_t width = kWidth / 2; width >= 1; width /= 2) {
+    for (std::size_t i = 0; i < width; ++i) {
+      last[i] = last[i + width] > last[i] ? last[i + width] : last[i];
+    }
+  }
+  return last[0];
+}
+
+template <class T>
+constexpr column_kernels<T> kernels_for() {
+  return {&sum_columns<T>, &max_columns<T>, &sum_lanes<T>, &max_lanes<T>, &narrow_window_max<T>};
+}
+
+inline const kernel_set& kernels_of(instruction_set isa) {
+  static const kernel_set set{
+      isa,
+      &narrow_window_total,
+      kernels_for<std::int8_t>(),
+      kernels_for<std::int16_t>(),
+      kernels_for<std::int32_t>(),
+      kernels_for<std::int64_t>(),
+      kernels_for<std::uint8_t>(),
+      kernels_for<std::uint16_t>(),
+      kernels_for<std::uint32_t>(),
+      kernels_for<std::uint64_t>(),
+      kernels_for<float16_bits>(),
+      kernels_for<float>(),
+      kernels_for<double>(),
+  };
+  return set;
+}
