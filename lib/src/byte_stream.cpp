@@ -54,6 +54,7 @@ std::size_t fd_stream::read(std::span<std::byte> buffer) {
     }
     done += static_cast<std::size_t>(got);
   }
+  offset_ += done;
   return done;
 }
 

@@ -1,16 +1,22 @@
 #include "executor.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <optional>
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "featpool/element.hpp"
 #include "featpool/error.hpp"
 #include "featpool/interrupt.hpp"
 
@@ -21,6 +27,30 @@ using clock = std::chrono::steady_clock;
 
 double milliseconds_since(clock::time_point start) {
   return std::chrono::duration<double, std::milli>(clock::now() - start).count();
+}
+
+// Bytes each worker reads at a time when reading a tensor in place: small
+// enough to be still in the core's cache when the kernel pools them.
+constexpr std::size_t kInPlaceBlockBytes = std::size_t{256} << 10;
+
+// Tensors smaller than this are read by one thread: more would cost more
+// in starting and joining them than they save.
+constexpr std::uint64_t kParallelBytes = std::uint64_t{1} << 20;
+
+// Fills `block` from `fd` at `offset`; a file that ends first was cut short
+// while featpool read it (its size was checked when it was listed).
+void read_at(int fd, std::span<std::byte> block, std::uint64_t offset, const tensor_info& info) {
+  std::size_t done = 0;
+  while (done < block.size()) {
+    ssize_t got =
+        ::pread(fd, block.data() + done, block.size() - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0)
+      throw error(info.file, info.name, std::string("read failed: ") + std::strerror(errno));
+    if (got == 0)
+      throw error(info.file, info.name, "truncated data: the file shrank while being read");
+    done += static_cast<std::size_t>(got);
+  }
 }
 
 // Items in flight per worker: enough that a worker never waits for the
@@ -85,7 +115,10 @@ struct executor::state {
   std::vector<work_item> items;
   std::vector<item_result> results;  // by item; emptied as items settle
   std::vector<bool> written;         // by tensor
-  tbb::enumerable_thread_specific<cached_input> open_inputs;
+  // Per worker, the input it has open. Made only when workers run: its
+  // construction starts oneTBB's allocator, which one item does not need.
+  std::optional<tbb::enumerable_thread_specific<cached_input>> open_inputs;
+  cached_input serial_input;                // the open input when pooling on this thread
   std::unique_ptr<tensor_sink> group_sink;  // the file being written in order
   std::size_t group_of_sink = 0;
   bool group_failed = false;
@@ -117,6 +150,16 @@ struct executor::state {
   }
 
   void run() {
+    // One small tensor (the common scripted case: a file in, a file out)
+    // is pooled right here: starting worker threads would cost more than
+    // the pooling.
+    if (items.size() == 1 && work.tensors[items[0].tensor].info.nbytes < kParallelBytes) {
+      pool_item(0);
+      settle_item(0);
+      check_interrupt();
+      return;
+    }
+    open_inputs.emplace();
     int jobs = std::max(1, options.jobs);
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
                               static_cast<std::size_t>(jobs));
@@ -191,14 +234,49 @@ struct executor::state {
     auto& source = source_for(*p.input);
     auto reader = source.open(p.tensor_index);
     pooler kernel(p.info, p.request);
-    for (auto block = reader->next(); !block.empty(); block = reader->next()) {
-      check_interrupt();
-      kernel.consume(block);
-      if (progress) progress->add_bytes(block.size());
+    auto raw = reader->raw();
+    int threads = p.info.nbytes < kParallelBytes ? 1 : p.request.threads;
+    auto ranges = kernel.independent_ranges(p.info.element_count(), threads);
+    // Reading in place pays when every worker gets a range of its own, and
+    // on one worker too (small blocks stay in the cache); otherwise the
+    // kernel splits large blocks between the workers itself.
+    if (raw && (threads == 1 || ranges.size() > 2)) {
+      read_in_place(*raw, p.info, kernel, ranges);
+    } else {
+      for (auto block = reader->next(); !block.empty(); block = reader->next()) {
+        check_interrupt();
+        kernel.consume(block);
+        if (progress) progress->add_bytes(block.size());
+      }
     }
     auto pooled = kernel.finish();
     if (p.flatten) flatten(pooled, p.request.axes);
     return pooled;
+  }
+
+  // Each range of the tensor is read with pread by a worker of its own and
+  // pooled by a stream of its own, so copying the data out of the page
+  // cache runs on every core, not on one reading thread.
+  void read_in_place(const raw_extent& raw, const tensor_info& info, pooler& kernel,
+                     const std::vector<std::uint64_t>& ranges) {
+    const std::size_t item = dtype_size(*info.type);
+    const std::size_t block_elements = std::max<std::size_t>(1, kInPlaceBlockBytes / item);
+    auto read_range = [&](std::size_t part) {
+      auto stream = kernel.open_stream(ranges[part]);
+      auto buffer = std::make_unique_for_overwrite<std::byte[]>(block_elements * item);
+      for (std::uint64_t at = ranges[part]; at < ranges[part + 1];) {
+        check_interrupt();
+        auto elements = std::min<std::uint64_t>(block_elements, ranges[part + 1] - at);
+        std::span block(buffer.get(), static_cast<std::size_t>(elements) * item);
+        read_at(raw.fd, block, raw.offset + at * item, info);
+        if (raw.swap_bytes) swap_byte_order(block, item);
+        stream->consume(block);
+        if (progress) progress->add_bytes(block.size());
+        at += elements;
+      }
+    };
+    if (ranges.size() == 2) return read_range(0);  // no workers needed
+    tbb::parallel_for(std::size_t{0}, ranges.size() - 1, read_range);
   }
 
   // Inputs are opened again to be read (listing closed them, so thousands
@@ -206,7 +284,7 @@ struct executor::state {
   tensor_source& source_for(std::size_t input) {
     auto& planned = work.inputs[input];
     if (planned.stream) return *planned.stream;
-    auto& cached = open_inputs.local();
+    auto& cached = open_inputs ? open_inputs->local() : serial_input;
     if (cached.index != input || !cached.source) {
       cached.source.reset();
       cached.source = open_input(planned.input);

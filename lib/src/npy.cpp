@@ -28,6 +28,7 @@
 #include "python_literal.hpp"
 #include <fmt/format.h>
 
+#include "featpool/element.hpp"
 #include "featpool/error.hpp"
 
 namespace featpool {
@@ -247,8 +248,10 @@ std::uint64_t checked_nbytes(const std::vector<std::uint64_t>& shape, std::uint6
 
 class npy_block_reader final : public block_reader {
  public:
-  npy_block_reader(std::unique_ptr<byte_stream> in, const tensor_info& info)
+  npy_block_reader(std::unique_ptr<byte_stream> in, const tensor_info& info,
+                   std::optional<raw_extent> raw)
       : in_(std::move(in)),
+        raw_(raw),
         file_(info.file),
         tensor_(info.name),
         item_size_(dtype_size(*info.type)),
@@ -273,18 +276,15 @@ class npy_block_reader final : public block_reader {
                               total_ - remaining_ + got));
     }
     remaining_ -= got;
-    if (swap_) swap_bytes(std::span(buffer_.get(), got));
+    if (swap_) swap_byte_order(std::span(buffer_.get(), got), item_size_);
     return std::span(buffer_.get(), got);
   }
 
- private:
-  void swap_bytes(std::span<std::byte> bytes) const {
-    for (std::size_t i = 0; i < bytes.size(); i += item_size_) {
-      std::reverse(bytes.data() + i, bytes.data() + i + item_size_);
-    }
-  }
+  std::optional<raw_extent> raw() const override { return raw_; }
 
+ private:
   std::unique_ptr<byte_stream> in_;
+  std::optional<raw_extent> raw_;
   std::string file_;
   std::string tensor_;
   std::size_t item_size_;
@@ -310,12 +310,20 @@ class npy_file_source final : public tensor_source {
 
   std::unique_ptr<block_reader> open(std::size_t index) override {
     const auto& info = infos_.at(index);
-    if (at_data_) return make_npy_reader(std::move(at_data_), info);
-    // Reading the header again leaves the stream at the data and notices a
-    // file that changed since it was listed.
-    auto in = open_stream();
-    read_npy_header(*in, path_, "");
-    return make_npy_reader(std::move(in), info);
+    auto in = std::move(at_data_);
+    if (!in) {
+      // Reading the header again leaves the stream at the data and notices
+      // a file that changed since it was listed.
+      in = open_stream();
+      read_npy_header(*in, path_, "");
+    }
+    std::optional<raw_extent> raw;
+    if (in->size()) {  // a regular file: its data can be read in place
+      raw = raw_extent{in->fd(), in->offset(),
+                       info.stored_byte_order != byte_order::none &&
+                           info.stored_byte_order != native_byte_order()};
+    }
+    return make_npy_reader(std::move(in), info, raw);
   }
 
  private:
@@ -425,12 +433,13 @@ tensor_info describe_npy(const npy_header& header, std::string file, std::string
 }
 
 std::unique_ptr<block_reader> make_npy_reader(std::unique_ptr<byte_stream> in,
-                                              const tensor_info& info) {
+                                              const tensor_info& info,
+                                              std::optional<raw_extent> raw) {
   if (!info.numeric()) {
     throw error(info.file, info.name,
                 fmt::format("dtype {} is not numeric: its data cannot be read", info.dtype_string));
   }
-  return std::make_unique<npy_block_reader>(std::move(in), info);
+  return std::make_unique<npy_block_reader>(std::move(in), info, raw);
 }
 
 std::unique_ptr<tensor_source> open_npy_file(const std::string& path) {

@@ -33,11 +33,16 @@ class fd_stream final : public byte_stream {
   std::size_t read(std::span<std::byte> buffer) override;
   std::optional<std::uint64_t> size() const override { return size_; }
 
+  int fd() const noexcept { return fd_; }
+  // Bytes read so far: where the next read starts in a file.
+  std::uint64_t offset() const noexcept { return offset_; }
+
  private:
   int fd_;
   std::string file_;
   bool owned_;
   std::optional<std::uint64_t> size_;
+  std::uint64_t offset_ = 0;
 };
 
 // Bytes in memory, for tests and for headers already read.

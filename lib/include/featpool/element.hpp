@@ -7,6 +7,7 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 #include "featpool/dtype.hpp"
 
@@ -72,6 +73,14 @@ inline float16_bits to_float16(double value) {
 template <class T>
 inline double to_double(T value) {
   return static_cast<double>(value);
+}
+
+// Reverses the bytes of every element of `item_size` bytes: data stored in
+// the other byte order, made native.
+inline void swap_byte_order(std::span<std::byte> bytes, std::size_t item_size) {
+  for (std::size_t i = 0; i + item_size <= bytes.size(); i += item_size) {
+    for (std::size_t a = i, b = i + item_size - 1; a < b; ++a, --b) std::swap(bytes[a], bytes[b]);
+  }
 }
 
 // Calls fn(std::type_identity<T>{}) with the element type of `type`.

@@ -35,9 +35,11 @@ npy_header read_npy_header(byte_stream& in, const std::string& file, const std::
 tensor_info describe_npy(const npy_header& header, std::string file, std::string name,
                          file_format format, std::optional<std::uint64_t> stream_size);
 
-// Streams the data of `info` from `in`, positioned at the first data byte.
+// Streams the data of `info` from `in`, positioned at the first data byte;
+// `raw` says where that data lies in a file, when it can be read in place.
 std::unique_ptr<block_reader> make_npy_reader(std::unique_ptr<byte_stream> in,
-                                              const tensor_info& info);
+                                              const tensor_info& info,
+                                              std::optional<raw_extent> raw = std::nullopt);
 
 // An .npy file on disk. The tensor is named after the file's stem.
 std::unique_ptr<tensor_source> open_npy_file(const std::string& path);

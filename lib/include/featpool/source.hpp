@@ -54,6 +54,16 @@ struct tensor_info {
 // an NPY file, which holds one unnamed array; FILE:NAME otherwise.
 std::string tensor_reference(const tensor_info& info);
 
+// Where a tensor's elements lie in a file as one run of raw bytes (an NPY
+// file's data, an unfiltered contiguous HDF5 dataset), in its memory order:
+// such a tensor can be read with pread in parallel, each thread taking its
+// own part, instead of block by block through next().
+struct raw_extent {
+  int fd = -1;               // open for reading; owned by the reader
+  std::uint64_t offset = 0;  // of the first element's first byte
+  bool swap_bytes = false;   // stored in the other byte order
+};
+
 // Streams one tensor's elements: native byte order, the tensor's memory
 // order, every block a whole number of elements.
 class block_reader {
@@ -62,6 +72,9 @@ class block_reader {
   // The next block; empty once all elements were handed out. The bytes stay
   // valid until the next call.
   virtual std::span<const std::byte> next() = 0;
+  // Set when the elements can be read directly from the file (see
+  // raw_extent); next() still works either way.
+  virtual std::optional<raw_extent> raw() const { return std::nullopt; }
 };
 
 // One opened input file (or stream) and the tensors it holds.
