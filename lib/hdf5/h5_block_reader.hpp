@@ -1,6 +1,7 @@
 #pragma once
 // Streams a numeric HDF5 dataset in blocks of about kBlockBytes, never the
-// whole dataset at once.
+// whole dataset at once, through H5Dread: the path for every dataset the
+// direct readers (h5_direct_readers.hpp) leave to the library.
 //
 // A block is a hyperslab that is contiguous in C order: a range along one
 // axis (the plan's `axis`) with every earlier index fixed and every later

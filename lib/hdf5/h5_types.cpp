@@ -383,6 +383,24 @@ h5_type_description describe_h5_type(hid_t type_id, const h5_context& where) {
   return describe(type_id, where).description;
 }
 
+std::optional<bool> stored_swapped(hid_t file_type, hid_t memory_type, const h5_context& where) {
+  H5T_class_t type_class = H5Tget_class(file_type);
+  if (type_class != H5T_INTEGER && type_class != H5T_FLOAT) return std::nullopt;
+  if (H5Tget_class(memory_type) != type_class) return std::nullopt;
+  std::size_t size = type_size(file_type, where);
+  if (size != type_size(memory_type, where)) return std::nullopt;
+  H5T_order_t order = H5Tget_order(file_type);
+  if (order != H5T_ORDER_LE && order != H5T_ORDER_BE) return std::nullopt;
+  // Equal once in native order: same precision, offset, padding, sign and,
+  // for floats, the same fields and bias.
+  auto native = where.own(H5Tcopy(file_type), "cannot copy a datatype");
+  where.check(H5Tset_order(native.get(), native_order()), "cannot set a datatype's order");
+  if (where.check(H5Tequal(native.get(), memory_type), "cannot compare datatypes") == 0) {
+    return std::nullopt;
+  }
+  return size > 1 && order != native_order();
+}
+
 h5_handle memory_type_for(hid_t file_type, dtype type, const h5_context& where) {
   switch (type) {
     case dtype::bool_: {

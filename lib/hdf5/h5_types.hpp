@@ -45,4 +45,11 @@ h5_handle memory_type_for(hid_t file_type, dtype type, const h5_context& where);
 // HDF5's native integer type for an integer dtype (not an owned handle).
 hid_t native_integer(dtype type);
 
+// Whether the stored bytes of `file_type` are already elements of
+// `memory_type` (see memory_type_for) but for their byte order: a plain
+// integer or float type of the same size and bit layout, not an enum, a
+// bitfield or bool. nullopt when HDF5 has to convert the data; otherwise
+// whether the bytes are stored in the other order.
+std::optional<bool> stored_swapped(hid_t file_type, hid_t memory_type, const h5_context& where);
+
 }  // namespace featpool::detail

@@ -32,6 +32,7 @@
 
 #include "h5_attributes.hpp"
 #include "h5_block_reader.hpp"
+#include "h5_direct_readers.hpp"
 #include "h5_handle.hpp"
 #include "h5_text.hpp"
 #include "h5_types.hpp"
@@ -286,6 +287,15 @@ class hdf5_source final : public tensor_source {
     check_filters_available(dcpl.get(), where);
     auto file_type = where.own(H5Dget_type(dataset.get()), "cannot read the datatype");
     auto memory_type = memory_type_for(file_type.get(), *info.type, where);
+    if (auto storage = find_contiguous_storage(file.get(), dataset.get(), dcpl.get(),
+                                               file_type.get(), memory_type.get(), info, where)) {
+      return make_contiguous_reader(std::move(*storage), info, where);
+    }
+    if (auto slabs =
+            find_chunk_slabs(dcpl.get(), file_type.get(), memory_type.get(), info, where)) {
+      return make_chunk_slab_reader(std::move(file), std::move(dataset), std::move(*slabs), info,
+                                    where);
+    }
     return make_h5_block_reader(std::move(file), std::move(dataset), std::move(memory_type), info,
                                 plan, where);
   }
