@@ -106,7 +106,10 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
                  std::size_t width) {
   // Rows are taken a slab at a time, so a wide tensor's rows stay in the
   // cache while every pass goes over them.
-  const std::size_t slab = std::max<std::size_t>(1, (std::size_t{64} << 10) / (stride * sizeof(T)));
+  constexpr std::size_t kSlabBytes = std::size_t{64} << 10;
+  const std::size_t row_bytes = stride * sizeof(T);
+  const std::size_t slab =
+      count * row_bytes <= kSlabBytes ? count : std::max<std::size_t>(1, kSlabBytes / row_bytes);
   const std::size_t registers = width / kDoubles;
   // Up to four registers a pass, spread evenly: a pass of one register
   // would wait on its additions' latency.
