@@ -363,6 +363,7 @@ class typed_kernel final : public pooler::kernel {
   // spatial.
   void process(stream_state& s, const T* data, std::uint64_t count, std::uint64_t lane_begin,
                std::uint64_t lane_end) {
+    if (flat_length_ != 0) return process_flat(s, data, count);
     const std::size_t rank = g_.axes.size();
     const std::uint64_t width = lanes();
     auto& coords = s.coords;
@@ -371,7 +372,6 @@ class typed_kernel final : public pooler::kernel {
       coords[m] = rest % g_.axes[m].extent;
       rest /= g_.axes[m].extent;
     }
-    if (flat_length_ != 0) return process_flat(s, data, count);
     while (count > 0) {
       if (whole_units_ && s.position % g_.unit_length == 0 && count >= g_.unit_length) {
         pool_whole_unit(s, data, s.position / g_.unit_length);

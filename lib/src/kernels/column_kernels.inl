@@ -16,13 +16,14 @@ constexpr std::size_t kDoubles = kVectorBytes / sizeof(double);
 // types only, not on a template parameter).
 template <class M>
 struct element_vector;
-#define FEATPOOL_ELEMENT_VECTOR(M)                        \
-  template <>                                             \
-  struct element_vector<M> {                              \
-    template <std::size_t Bytes>                          \
-    struct of {                                           \
-      typedef M type __attribute__((vector_size(Bytes))); \
-    };                                                    \
+#define FEATPOOL_ELEMENT_VECTOR(M)                                                 \
+  template <>                                                                      \
+  struct element_vector<M> {                                                       \
+    template <std::size_t Bytes>                                                   \
+    struct of {                                                                    \
+      typedef M type __attribute__((vector_size(Bytes)));                          \
+      typedef M unaligned __attribute__((vector_size(Bytes), aligned(sizeof(M)))); \
+    };                                                                             \
   }
 FEATPOOL_ELEMENT_VECTOR(std::int8_t);
 FEATPOOL_ELEMENT_VECTOR(std::int16_t);
@@ -39,6 +40,21 @@ FEATPOOL_ELEMENT_VECTOR(double);
 template <class M, std::size_t N>
 using vec = typename element_vector<M>::template of<N * sizeof(M)>::type;
 using f64v = vec<double, kDoubles>;
+
+// Register-sized loads and stores at any element-aligned address. (A
+// memcpy into an array of vectors makes GCC go through the stack in
+// halves, and the loads that follow stall on them.)
+template <class V, class M>
+inline V load(const M* p) {
+  using unaligned = typename element_vector<M>::template of<sizeof(V)>::unaligned;
+  return *reinterpret_cast<const unaligned*>(p);
+}
+
+template <class V, class M>
+inline void store(M* p, V v) {
+  using unaligned = typename element_vector<M>::template of<sizeof(V)>::unaligned;
+  *reinterpret_cast<unaligned*>(p) = v;
+}
 
 // N consecutive halves as floats.
 template <std::size_t N>
@@ -94,11 +110,11 @@ inline f64v widen(const T* p) {
 template <std::size_t N, class T>
 inline void sum_column_pass(double* sums, const T* rows, std::size_t count, std::size_t stride) {
   f64v a[N];
-  for (std::size_t v = 0; v < N; ++v) std::memcpy(&a[v], sums + v * kDoubles, sizeof a[v]);
+  for (std::size_t v = 0; v < N; ++v) a[v] = load<f64v>(sums + v * kDoubles);
   for (std::size_t r = 0; r < count; ++r, rows += stride) {
     for (std::size_t v = 0; v < N; ++v) a[v] += widen(rows + v * kDoubles);
   }
-  for (std::size_t v = 0; v < N; ++v) std::memcpy(sums + v * kDoubles, &a[v], sizeof a[v]);
+  for (std::size_t v = 0; v < N; ++v) store(sums + v * kDoubles, a[v]);
 }
 
 template <class T>
@@ -154,7 +170,7 @@ void max_columns(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t
   using V = vec<M, kWidth>;
   using mask = decltype(V{} > V{});
   constexpr bool floating = std::is_floating_point_v<M>;
-  auto load = [](const T* p) {
+  auto load_elements = [](const T* p) {
     if constexpr (std::is_same_v<T, float16_bits>) {
       return halves_to_floats<kWidth>(p);
     } else {
@@ -165,19 +181,18 @@ void max_columns(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t
   };
   std::size_t j = 0;
   for (; j + kWidth <= width; j += kWidth) {
-    V m;
-    std::memcpy(&m, maxima + j, sizeof m);
+    V m = load<V>(maxima + j);
     mask nan{};
     const T* p = rows + j;
     for (std::size_t r = 0; r < count; ++r, p += stride) {
-      V x = load(p);
+      V x = load_elements(p);
       m = x > m ? x : m;
       // Comparisons pass NaN over; a flag remembers it instead, which keeps
       // the loop free of branches.
       if constexpr (floating) nan |= x != x;
     }
     if constexpr (floating) m = nan ? V{} + std::numeric_limits<M>::quiet_NaN() : m;
-    std::memcpy(maxima + j, &m, sizeof m);
+    store(maxima + j, m);
   }
   for (; j < width; ++j) {
     M m = maxima[j];
@@ -207,13 +222,13 @@ void sum_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t
   }
   f64v a[kRegisters];
   for (std::size_t v = 0; v < kRegisters; ++v) {
-    std::memcpy(&a[v], lanes.data() + v * kDoubles, sizeof a[v]);
+    a[v] = load<f64v>(lanes.data() + v * kDoubles);
   }
   for (; k + kLanes <= count; k += kLanes) {
     for (std::size_t v = 0; v < kRegisters; ++v) a[v] += widen(values + k + v * kDoubles);
   }
   for (std::size_t v = 0; v < kRegisters; ++v) {
-    std::memcpy(lanes.data() + v * kDoubles, &a[v], sizeof a[v]);
+    store(lanes.data() + v * kDoubles, a[v]);
   }
   for (; k < count; ++k) lanes[(phase + k) % kLanes] += to_double(values[k]);
 }
@@ -227,8 +242,7 @@ double narrow_window_total(const double* columns, std::size_t count) {
   for (std::size_t i = 0; i < kDoubles; ++i) index[i] = static_cast<std::int64_t>(i);
   f64v lanes[kRegisters];
   for (std::size_t v = 0; v < kRegisters; ++v) {
-    f64v loaded;
-    std::memcpy(&loaded, columns + v * kDoubles, sizeof loaded);
+    f64v loaded = load<f64v>(columns + v * kDoubles);
     auto inside =
         index + static_cast<std::int64_t>(v * kDoubles) < static_cast<std::int64_t>(count);
     lanes[v] = inside ? loaded : f64v{};
@@ -269,15 +283,14 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
     fold(lanes[(phase + k) % kLanes], as_max(values[k]));
   V m[kRegisters];
   mask nan[kRegisters] = {};
-  for (std::size_t v = 0; v < kRegisters; ++v)
-    std::memcpy(&m[v], lanes.data() + v * kWidth, sizeof m[v]);
+  for (std::size_t v = 0; v < kRegisters; ++v) m[v] = load<V>(lanes.data() + v * kWidth);
   for (; k + kLanes <= count; k += kLanes) {
     for (std::size_t v = 0; v < kRegisters; ++v) {
       V x;
       if constexpr (std::is_same_v<T, float16_bits>) {
         x = halves_to_floats<kWidth>(values + k + v * kWidth);
       } else {
-        std::memcpy(&x, values + k + v * kWidth, sizeof x);
+        x = load<V>(values + k + v * kWidth);
       }
       m[v] = x > m[v] ? x : m[v];
       if constexpr (floating) nan[v] |= x != x;
@@ -285,7 +298,7 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
   }
   for (std::size_t v = 0; v < kRegisters; ++v) {
     if constexpr (floating) m[v] = nan[v] ? V{} + std::numeric_limits<M>::quiet_NaN() : m[v];
-    std::memcpy(lanes.data() + v * kWidth, &m[v], sizeof m[v]);
+    store(lanes.data() + v * kWidth, m[v]);
   }
   for (; k < count; ++k) fold(lanes[(phase + k) % kLanes], as_max(values[k]));
 }
@@ -306,8 +319,7 @@ max_t<T> narrow_window_max(const max_t<T>* columns, std::size_t count) {
   V lanes[kRegisters];
   bool nan = false;
   for (std::size_t v = 0; v < kRegisters; ++v) {
-    V loaded;
-    std::memcpy(&loaded, columns + v * kWidth, sizeof loaded);
+    V loaded = load<V>(columns + v * kWidth);
     auto inside = index + static_cast<index_type>(v * kWidth) < static_cast<index_type>(count);
     lanes[v] = inside ? loaded : V{} + smallest;
     if constexpr (std::is_floating_point_v<M>) {
