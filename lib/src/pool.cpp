@@ -325,11 +325,15 @@ class typed_kernel final : public pooler::kernel {
     visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
       auto* target = reinterpret_cast<Out*>(out.data.data());
       for (std::uint64_t cell = 0; cell < g_.output_count; ++cell) {
-        if constexpr (Op == pool_op::avg) {
-          target[cell] = narrow<Out>(cells_[cell] / counts[cell]);
-        } else {
-          target[cell] = narrow<Out>(cells_[cell]);
+        acc_t value = cells_[cell];
+        if constexpr (Op == pool_op::avg) value /= counts[cell];
+        // Which NaN an addition returns depends on the order of its
+        // operands, which compilers choose freely: every NaN is written as
+        // the one quiet NaN, so all instruction sets give the same bytes.
+        if constexpr (std::is_floating_point_v<acc_t>) {
+          if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
         }
+        target[cell] = narrow<Out>(value);
       }
     });
     return out;
