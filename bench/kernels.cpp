@@ -61,7 +61,9 @@ void run_case(benchmark::State& state, kernel_case c) {
   std::uint64_t item = featpool::dtype_size(c.type);
   std::uint64_t plane = c.input * c.input * item;
   std::uint64_t total = c.from_memory ? kMemoryBytes : kBlockBytes;
-  std::uint64_t channels = std::max<std::uint64_t>(1, kBlockBytes / plane);
+  // As many channels as fill about 1 MiB, a multiple of 16 as in real
+  // networks (channels-last rows are then whole registers).
+  std::uint64_t channels = std::max<std::uint64_t>(16, kBlockBytes / plane / 16 * 16);
   std::uint64_t samples = std::max<std::uint64_t>(1, total / (channels * plane));
   std::uint64_t sample_bytes = channels * plane;
   bool nchw = std::string(c.layout) == "NCHW";

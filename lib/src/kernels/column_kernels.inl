@@ -127,9 +127,23 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
   const std::size_t slab =
       count * row_bytes <= kSlabBytes ? count : std::max<std::size_t>(1, kSlabBytes / row_bytes);
   const std::size_t registers = width / kDoubles;
-  // Up to four registers a pass, spread evenly: a pass of one register
-  // would wait on its additions' latency.
-  const std::size_t passes = (registers + 3) / 4;
+  // Up to kPassRegisters registers a pass, spread evenly: a pass of one
+  // register would wait on its additions' latency, and fewer passes read
+  // the rows fewer times.
+  constexpr std::size_t kPassRegisters = 8;
+  using pass_function = void (*)(double*, const T*, std::size_t, std::size_t);
+  static constexpr pass_function kPasses[kPassRegisters + 1] = {
+      nullptr,
+      &sum_column_pass<1, T>,
+      &sum_column_pass<2, T>,
+      &sum_column_pass<3, T>,
+      &sum_column_pass<4, T>,
+      &sum_column_pass<5, T>,
+      &sum_column_pass<6, T>,
+      &sum_column_pass<7, T>,
+      &sum_column_pass<8, T>,
+  };
+  const std::size_t passes = (registers + kPassRegisters - 1) / kPassRegisters;
   for (std::size_t first = 0; first < count; first += slab) {
     const std::size_t rows_now = std::min(slab, count - first);
     const T* base = rows + first * stride;
@@ -137,27 +151,21 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
     for (std::size_t pass = 0; pass < passes; ++pass) {
       std::size_t take = registers * (pass + 1) / passes - registers * pass / passes;
       std::size_t j = done * kDoubles;
-      switch (take) {
-        case 4:
-          sum_column_pass<4>(sums + j, base + j, rows_now, stride);
-          break;
-        case 3:
-          sum_column_pass<3>(sums + j, base + j, rows_now, stride);
-          break;
-        case 2:
-          sum_column_pass<2>(sums + j, base + j, rows_now, stride);
-          break;
-        default:
-          sum_column_pass<1>(sums + j, base + j, rows_now, stride);
-          break;
-      }
+      kPasses[take](sums + j, base + j, rows_now, stride);
       done += take;
     }
-    for (std::size_t j = registers * kDoubles; j < width; ++j) {
-      double a = sums[j];
-      const T* p = base + j;
-      for (std::size_t r = 0; r < rows_now; ++r, p += stride) a += to_double(*p);
-      sums[j] = a;
+    // The last columns, fewer than a register: one pass, their sums side
+    // by side so that their additions overlap.
+    const std::size_t rest = width - registers * kDoubles;
+    if (rest != 0) {
+      double a[kDoubles];
+      double* tail = sums + registers * kDoubles;
+      for (std::size_t j = 0; j < rest; ++j) a[j] = tail[j];
+      const T* p = base + registers * kDoubles;
+      for (std::size_t r = 0; r < rows_now; ++r, p += stride) {
+        for (std::size_t j = 0; j < rest; ++j) a[j] += to_double(p[j]);
+      }
+      for (std::size_t j = 0; j < rest; ++j) tail[j] = a[j];
     }
   }
 }
