@@ -19,6 +19,7 @@ namespace featpool {
 namespace {
 
 using kernels::lane_sums;
+using kernels::lane_total;
 
 // Blocks smaller than this are pooled on the calling thread: handing them
 // to workers costs more than it saves.
@@ -127,14 +128,6 @@ std::vector<std::uint64_t> unit_cuts(std::uint64_t position, std::uint64_t count
     cuts[t] = std::min(count, aligned - position);
   }
   return cuts;
-}
-
-// The lanes' sum, added pairwise in a fixed order.
-double lane_total(lane_sums lanes) {
-  for (std::size_t width = kernels::kLanes / 2; width >= 1; width /= 2) {
-    for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
-  }
-  return lanes[0];
 }
 
 template <class T>
@@ -259,8 +252,7 @@ class typed_kernel final : public pooler::kernel {
         output_type_(request.output_type),
         threads_(std::max(1, request.threads)),
         columns_(kernels::active_kernels().of<T>()),
-        column_sums_(kernels::active_kernels().f64),
-        narrow_total_(kernels::active_kernels().narrow_window_total) {
+        window_totals_(kernels::active_kernels().window_totals) {
     // Units of spatial axes only, more than one (NCHW's planes, NCDHW's
     // volumes): a unit wholly inside a block is pooled window by window.
     std::size_t first_spatial = 0;
@@ -589,22 +581,17 @@ class typed_kernel final : public pooler::kernel {
   void reduce_columns(std::uint64_t base, const std::vector<acc_t>& columns) {
     const memory_axis& inner = g_.axes.back();
     const axis_windows& w = *inner.windows;
-    for (std::uint64_t win = 0; win < w.output_length; ++win) {
-      acc_t& cell = cells_[base + win * inner.output_stride];
-      if constexpr (Op == pool_op::avg) {
-        // A window at most kLanes wide has one column per lane; the empty
-        // lanes only add +0 (a column sum, begun at +0, is never -0).
+    if constexpr (Op == pool_op::avg) {
+      window_totals_(cells_.data() + base, inner.output_stride, columns.data(), w.start.data(),
+                     w.end.data(), w.output_length);
+    } else {
+      for (std::uint64_t win = 0; win < w.output_length; ++win) {
+        acc_t& cell = cells_[base + win * inner.output_stride];
         if (w.size(win) <= kernels::kLanes) {
-          cell = narrow_total_(columns.data() + w.start[win], w.size(win));
-          continue;
+          cell = columns_.narrow_window_max(columns.data() + w.start[win], w.size(win));
+        } else {
+          for (std::uint64_t x = w.start[win]; x < w.end[win]; ++x) fold_max(cell, columns[x]);
         }
-        lane_sums lanes{};
-        column_sums_.sum_lanes(lanes, columns.data() + w.start[win], w.size(win), 0);
-        cell = lane_total(lanes);
-      } else if (w.size(win) <= kernels::kLanes) {
-        cell = columns_.narrow_window_max(columns.data() + w.start[win], w.size(win));
-      } else {
-        for (std::uint64_t x = w.start[win]; x < w.end[win]; ++x) fold_max(cell, columns[x]);
       }
     }
   }
@@ -677,8 +664,7 @@ class typed_kernel final : public pooler::kernel {
   dtype output_type_;
   int threads_;
   const kernels::column_kernels<T>& columns_;
-  const kernels::column_kernels<double>& column_sums_;
-  double (*narrow_total_)(const double*, std::size_t);
+  decltype(kernels::kernel_set::window_totals) window_totals_;
   stream_state main_;  // the stream consume() feeds
   bool whole_units_ = false;
   std::size_t first_spatial_ = 0;            // storage axis where units begin

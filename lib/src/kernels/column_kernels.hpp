@@ -26,6 +26,15 @@ using lane_sums = std::array<double, kLanes>;
 template <class T>
 using max_t = std::conditional_t<std::is_same_v<T, float16_bits>, float, T>;
 
+// The lanes' sum, added pairwise in a fixed order: lanes[i] += lanes[i + w]
+// for w = 8, 4, 2, 1.
+inline double lane_total(lane_sums lanes) {
+  for (std::size_t width = kLanes / 2; width >= 1; width /= 2) {
+    for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+  }
+  return lanes[0];
+}
+
 template <class T>
 struct column_kernels {
   // sums[j] += rows[r·stride + j] for r = 0, 1, … count-1 in turn, for
@@ -43,7 +52,7 @@ struct column_kernels {
   void (*max_lanes)(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
                     std::size_t phase);
   // The maximum of `count` ≤ kLanes values dealt to the lanes from lane 0,
-  // taken pairwise like narrow_window_total's sums (the earlier lane wins a
+  // taken pairwise like lane_total's sums (the earlier lane wins a
   // tie, so -0 and +0 come out the same on every instruction set); NaN if
   // any value is NaN. Reads kLanes values whatever `count`.
   max_t<T> (*narrow_window_max)(const max_t<T>* values, std::size_t count);
@@ -55,10 +64,12 @@ std::string_view instruction_set_name(instruction_set isa);
 
 struct kernel_set {
   instruction_set isa;
-  // The total of `count` ≤ kLanes values dealt to the lanes from lane 0,
-  // added pairwise (lanes[i] += lanes[i + w] for w = 8, 4, 2, 1). Reads
-  // kLanes values whatever `count`: the caller pads its buffer.
-  double (*narrow_window_total)(const double* values, std::size_t count);
+  // For each window i < count: cells[i · cell_stride] = the lane_total of
+  // columns[starts[i]] … columns[ends[i] - 1] dealt to the lanes from lane
+  // 0. Reads kLanes values from a window's start even when it is
+  // narrower: the caller pads its buffer.
+  void (*window_totals)(double* cells, std::size_t cell_stride, const double* columns,
+                        const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count);
   column_kernels<std::int8_t> i8;
   column_kernels<std::int16_t> i16;
   column_kernels<std::int32_t> i32;

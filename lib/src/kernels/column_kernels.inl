@@ -41,9 +41,7 @@ template <class M, std::size_t N>
 using vec = typename element_vector<M>::template of<N * sizeof(M)>::type;
 using f64v = vec<double, kDoubles>;
 
-// Register-sized loads and stores at any element-aligned address. (A
-// memcpy into an array of vectors makes GCC go through the stack in
-// halves, and the loads that follow stall on them.)
+// Register-sized loads and stores at any element-aligned address.
 template <class V, class M>
 inline V load(const M* p) {
   using unaligned = typename element_vector<M>::template of<sizeof(V)>::unaligned;
@@ -241,7 +239,9 @@ void sum_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t
   for (; k < count; ++k) lanes[(phase + k) % kLanes] += to_double(values[k]);
 }
 
-double narrow_window_total(const double* columns, std::size_t count) {
+// lane_total of at most kLanes columns, one per lane: the empty lanes only
+// add +0, which changes nothing (a column sum, begun at +0, is never -0).
+inline double narrow_window_total(const double* columns, std::size_t count) {
   // The lanes in registers, each holding its column or, past the window,
   // 0 (selected, not multiplied: what lies past the window may be NaN).
   constexpr std::size_t kRegisters = kLanes / kDoubles;
@@ -265,6 +265,21 @@ double narrow_window_total(const double* columns, std::size_t count) {
     for (std::size_t i = 0; i < width; ++i) last[i] += last[i + width];
   }
   return last[0];
+}
+
+void window_totals(double* cells, std::size_t cell_stride, const double* columns,
+                   const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const double* window = columns + starts[i];
+    std::size_t size = ends[i] - starts[i];
+    if (size <= kLanes) {
+      cells[i * cell_stride] = narrow_window_total(window, size);
+    } else {
+      lane_sums lanes{};
+      sum_lanes(lanes, window, size, 0);
+      cells[i * cell_stride] = lane_total(lanes);
+    }
+  }
 }
 
 template <class T>
@@ -360,7 +375,7 @@ constexpr column_kernels<T> kernels_for() {
 inline const kernel_set& kernels_of(instruction_set isa) {
   static const kernel_set set{
       isa,
-      &narrow_window_total,
+      &window_totals,
       kernels_for<std::int8_t>(),
       kernels_for<std::int16_t>(),
       kernels_for<std::int32_t>(),
