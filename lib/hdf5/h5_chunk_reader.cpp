@@ -29,6 +29,8 @@
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "featpool/element.hpp"
+
 namespace featpool::detail {
 namespace {
 
@@ -297,7 +299,7 @@ class chunk_slab_reader final : public block_reader {
       }
       if (!in_out) std::memcpy(out.data(), bytes, out.size());
     }
-    if (slabs_.swap_bytes) swap_bytes(out, item_size_);
+    if (slabs_.swap_bytes) swap_byte_order(out, item_size_);
   }
 
   void inflate(const std::byte* in, std::size_t in_size, std::byte* out, std::size_t expected,

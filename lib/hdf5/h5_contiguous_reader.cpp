@@ -18,6 +18,9 @@
 #include "h5_types.hpp"
 #include <fmt/format.h>
 
+#include "featpool/byte_stream.hpp"
+#include "featpool/element.hpp"
+
 namespace featpool::detail {
 
 unique_fd& unique_fd::operator=(unique_fd&& other) noexcept {
@@ -64,7 +67,7 @@ class contiguous_reader final : public block_reader {
     }
     read_at(storage_.offset + position_, buffer_.get(), wanted);
     std::span<std::byte> block(buffer_.get(), wanted);
-    if (storage_.swap_bytes) swap_bytes(block, item_size_);
+    if (storage_.swap_bytes) swap_byte_order(block, item_size_);
     position_ += wanted;
     start_ += rows;
     if (start_ == extent_) start_ = 0;
@@ -77,15 +80,13 @@ class contiguous_reader final : public block_reader {
 
  private:
   void read_at(std::uint64_t offset, std::byte* out, std::size_t size) const {
-    while (size > 0) {
-      ssize_t got = ::pread(storage_.fd.get(), out, size, static_cast<off_t>(offset));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) where_.fail(fmt::format("cannot read the data: {}", std::strerror(errno)));
-      if (got == 0) where_.fail("truncated file: the data ends early");
-      out += got;
-      offset += static_cast<std::uint64_t>(got);
-      size -= static_cast<std::size_t>(got);
+    std::size_t got = 0;
+    try {
+      got = pread_fully(storage_.fd.get(), std::span(out, size), offset);
+    } catch (const std::system_error& failure) {
+      where_.fail("cannot read the data: " + failure.code().message());
     }
+    if (got < size) where_.fail("truncated file: the data ends early");
   }
 
   contiguous_storage storage_;

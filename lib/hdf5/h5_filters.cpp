@@ -85,18 +85,6 @@ std::uint32_t load_le32(const u8* p) {
          std::uint32_t{p[3]} << 24;
 }
 
-template <class T, class Swap>
-void swap_each(std::span<std::byte> data, Swap swap) {
-  auto* p = reinterpret_cast<u8*>(data.data());
-  std::size_t count = data.size() / sizeof(T);
-  for (std::size_t i = 0; i < count; ++i) {
-    T value;
-    std::memcpy(&value, p + i * sizeof(T), sizeof(T));
-    value = swap(value);
-    std::memcpy(p + i * sizeof(T), &value, sizeof(T));
-  }
-}
-
 }  // namespace
 
 void unshuffle(std::span<const std::byte> in, std::span<std::byte> out, std::size_t element_size) {
@@ -167,22 +155,6 @@ bool fletcher32_matches(std::span<const std::byte> chunk) {
   std::uint32_t computed = fletcher32(chunk.first(size));
   std::uint32_t half_swapped = (computed & 0x00ff00ffu) << 8 | (computed >> 8 & 0x00ff00ffu);
   return stored == computed || stored == half_swapped;
-}
-
-void swap_bytes(std::span<std::byte> data, std::size_t element_size) {
-  switch (element_size) {
-    case 2:
-      swap_each<std::uint16_t>(data, [](std::uint16_t v) { return __builtin_bswap16(v); });
-      break;
-    case 4:
-      swap_each<std::uint32_t>(data, [](std::uint32_t v) { return __builtin_bswap32(v); });
-      break;
-    case 8:
-      swap_each<std::uint64_t>(data, [](std::uint64_t v) { return __builtin_bswap64(v); });
-      break;
-    default:
-      break;
-  }
 }
 
 }  // namespace featpool::detail

@@ -25,7 +25,4 @@ std::uint32_t fletcher32(std::span<const std::byte> data);
 // the bytes of each half swapped (files from HDF5 before 1.6.3).
 bool fletcher32_matches(std::span<const std::byte> chunk);
 
-// Reverses the bytes of each element of element_size (1, 2, 4 or 8) bytes.
-void swap_bytes(std::span<std::byte> data, std::size_t element_size);
-
 }  // namespace featpool::detail

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 #include "featpool/error.hpp"
@@ -55,6 +56,19 @@ std::size_t fd_stream::read(std::span<std::byte> buffer) {
     done += static_cast<std::size_t>(got);
   }
   offset_ += done;
+  return done;
+}
+
+std::size_t pread_fully(int fd, std::span<std::byte> buffer, std::uint64_t offset) {
+  std::size_t done = 0;
+  while (done < buffer.size()) {
+    ssize_t got =
+        ::pread(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw std::system_error(errno, std::generic_category());
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
   return done;
 }
 

@@ -1,14 +1,11 @@
 #include "executor.hpp"
 
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <optional>
+#include <system_error>
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/global_control.h>
@@ -16,6 +13,7 @@
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "featpool/byte_stream.hpp"
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
 #include "featpool/interrupt.hpp"
@@ -40,16 +38,14 @@ constexpr std::uint64_t kParallelBytes = std::uint64_t{1} << 20;
 // Fills `block` from `fd` at `offset`; a file that ends first was cut short
 // while featpool read it (its size was checked when it was listed).
 void read_at(int fd, std::span<std::byte> block, std::uint64_t offset, const tensor_info& info) {
-  std::size_t done = 0;
-  while (done < block.size()) {
-    ssize_t got =
-        ::pread(fd, block.data() + done, block.size() - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0)
-      throw error(info.file, info.name, std::string("read failed: ") + std::strerror(errno));
-    if (got == 0)
-      throw error(info.file, info.name, "truncated data: the file shrank while being read");
-    done += static_cast<std::size_t>(got);
+  std::size_t got;
+  try {
+    got = pread_fully(fd, block, offset);
+  } catch (const std::system_error& failure) {
+    throw error(info.file, info.name, "read failed: " + failure.code().message());
+  }
+  if (got < block.size()) {
+    throw error(info.file, info.name, "truncated data: the file shrank while being read");
   }
 }
 

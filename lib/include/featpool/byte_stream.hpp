@@ -45,6 +45,11 @@ class fd_stream final : public byte_stream {
   std::uint64_t offset_ = 0;
 };
 
+// Reads buffer.size() bytes of `fd` from `offset` with pread, retrying
+// after signals; returns fewer only where the file ends. Throws
+// std::system_error when a read fails.
+std::size_t pread_fully(int fd, std::span<std::byte> buffer, std::uint64_t offset);
+
 // Bytes in memory, for tests and for headers already read.
 class memory_stream final : public byte_stream {
  public:

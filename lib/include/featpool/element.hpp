@@ -7,7 +7,6 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
-#include <utility>
 
 #include "featpool/dtype.hpp"
 
@@ -75,11 +74,29 @@ inline double to_double(T value) {
   return static_cast<double>(value);
 }
 
-// Reverses the bytes of every element of `item_size` bytes: data stored in
-// the other byte order, made native.
+// Reverses the bytes of every element of `item_size` bytes (1, 2, 4 or
+// 8): data stored in the other byte order, made native.
 inline void swap_byte_order(std::span<std::byte> bytes, std::size_t item_size) {
-  for (std::size_t i = 0; i + item_size <= bytes.size(); i += item_size) {
-    for (std::size_t a = i, b = i + item_size - 1; a < b; ++a, --b) std::swap(bytes[a], bytes[b]);
+  auto swap_each = [&]<class U>(U (*reverse)(U)) {
+    for (std::size_t i = 0; i + sizeof(U) <= bytes.size(); i += sizeof(U)) {
+      U value;
+      std::memcpy(&value, bytes.data() + i, sizeof value);
+      value = reverse(value);
+      std::memcpy(bytes.data() + i, &value, sizeof value);
+    }
+  };
+  switch (item_size) {
+    case 2:
+      swap_each(+[](std::uint16_t v) { return __builtin_bswap16(v); });
+      break;
+    case 4:
+      swap_each(+[](std::uint32_t v) { return __builtin_bswap32(v); });
+      break;
+    case 8:
+      swap_each(+[](std::uint64_t v) { return __builtin_bswap64(v); });
+      break;
+    default:  // single bytes have no order
+      break;
   }
 }
 
