@@ -48,6 +48,7 @@ struct geometry {
   // (planes of NCHW, samples of NHWC). 0 when storage starts with a
   // spatial axis.
   std::uint64_t unit_length = 0;
+  std::size_t prefix = 0;  // how many storage axes lead before the first spatial one
 };
 
 geometry make_geometry(const tensor_info& input, const pool_request& request) {
@@ -76,11 +77,10 @@ geometry make_geometry(const tensor_info& input, const pool_request& request) {
     g.axes.push_back({input.shape[l], g.output_strides[l], windows_of[l]});
   }
   g.planar = g.axes.back().windows != nullptr;
-  std::size_t prefix = 0;
-  while (prefix < g.axes.size() && g.axes[prefix].windows == nullptr) ++prefix;
-  if (prefix > 0) {
+  while (g.prefix < g.axes.size() && g.axes[g.prefix].windows == nullptr) ++g.prefix;
+  if (g.prefix > 0) {
     g.unit_length = 1;
-    for (std::size_t m = prefix; m < g.axes.size(); ++m) g.unit_length *= g.axes[m].extent;
+    for (std::size_t m = g.prefix; m < g.axes.size(); ++m) g.unit_length *= g.axes[m].extent;
   }
   return g;
 }
@@ -128,15 +128,6 @@ std::vector<std::uint64_t> unit_cuts(std::uint64_t position, std::uint64_t count
     cuts[t] = std::min(count, aligned - position);
   }
   return cuts;
-}
-
-template <class T>
-auto widen(T value) {
-  if constexpr (std::is_same_v<T, float16_bits>) {
-    return static_cast<float>(to_double(value));
-  } else {
-    return value;
-  }
 }
 
 // PyTorch's max: NaN wins, so a NaN anywhere in the window is the max.
@@ -255,14 +246,12 @@ class typed_kernel final : public pooler::kernel {
         window_totals_(kernels::active_kernels().window_totals) {
     // Units of spatial axes only, more than one (NCHW's planes, NCDHW's
     // volumes): a unit wholly inside a block is pooled window by window.
-    std::size_t first_spatial = 0;
-    while (first_spatial < g_.axes.size() && !g_.axes[first_spatial].windows) ++first_spatial;
+    const std::size_t first_spatial = g_.prefix;
     bool spatial_tail = true;
     for (std::size_t m = first_spatial; m < g_.axes.size(); ++m) {
       spatial_tail = spatial_tail && g_.axes[m].windows;
     }
     whole_units_ = spatial_tail && g_.unit_length != 0 && first_spatial + 1 < g_.axes.size();
-    first_spatial_ = first_spatial;
     // Global pooling of such units (or of a tensor of spatial axes only).
     bool global = spatial_tail;
     flat_length_ = 1;
@@ -436,7 +425,7 @@ class typed_kernel final : public pooler::kernel {
   // The output offset of a unit's first cell.
   std::uint64_t unit_base(std::uint64_t unit) const {
     std::uint64_t base = 0;
-    for (std::size_t m = first_spatial_; m-- > 0;) {
+    for (std::size_t m = g_.prefix; m-- > 0;) {
       base += unit % g_.axes[m].extent * g_.axes[m].output_stride;
       unit /= g_.axes[m].extent;
     }
@@ -445,8 +434,8 @@ class typed_kernel final : public pooler::kernel {
 
   // Moves the coordinates past one whole unit.
   void next_unit(std::vector<std::uint64_t>& coords) const {
-    std::fill(coords.begin() + static_cast<std::ptrdiff_t>(first_spatial_), coords.end(), 0);
-    for (std::size_t m = first_spatial_; m-- > 0;) {
+    std::fill(coords.begin() + static_cast<std::ptrdiff_t>(g_.prefix), coords.end(), 0);
+    for (std::size_t m = g_.prefix; m-- > 0;) {
       if (++coords[m] < g_.axes[m].extent) break;
       coords[m] = 0;
     }
@@ -458,7 +447,7 @@ class typed_kernel final : public pooler::kernel {
   // along the fastest axis becomes its cell.
   void pool_whole_unit(stream_state& s, const T* data, std::uint64_t unit) {
     s.unit_columns.resize(lanes() + kernels::kLanes);
-    pool_windows(s, data, first_spatial_, unit_base(unit), s.window_of);
+    pool_windows(s, data, g_.prefix, unit_base(unit), s.window_of);
   }
 
   // Chooses a window on each slower spatial axis in turn, from `axis` on.
@@ -466,7 +455,7 @@ class typed_kernel final : public pooler::kernel {
                     std::vector<std::uint64_t>& chosen) {
     if (axis + 1 == g_.axes.size()) {
       std::fill_n(s.unit_columns.begin(), lanes(), initial_value<acc_t>(Op));
-      add_window_rows(s, data, first_spatial_, 0, chosen);
+      add_window_rows(s, data, g_.prefix, 0, chosen);
       reduce_columns(cell, s.unit_columns);
       return;
     }
@@ -620,7 +609,8 @@ class typed_kernel final : public pooler::kernel {
           s.carried.emplace(cell, lanes);
         }
       } else {
-        for (std::uint64_t e = lo; e < hi; ++e) fold_max(cells_[cell], widen(data[e - x]));
+        for (std::uint64_t e = lo; e < hi; ++e)
+          fold_max(cells_[cell], kernels::as_max(data[e - x]));
       }
     }
   }
@@ -667,7 +657,6 @@ class typed_kernel final : public pooler::kernel {
   decltype(kernels::kernel_set::window_totals) window_totals_;
   stream_state main_;  // the stream consume() feeds
   bool whole_units_ = false;
-  std::size_t first_spatial_ = 0;            // storage axis where units begin
   std::uint64_t flat_length_ = 0;            // elements of a globally pooled unit, or 0
   std::vector<std::uint64_t> unit_strides_;  // per storage axis, within a unit
 };

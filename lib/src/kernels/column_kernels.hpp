@@ -26,6 +26,16 @@ using lane_sums = std::array<double, kLanes>;
 template <class T>
 using max_t = std::conditional_t<std::is_same_v<T, float16_bits>, float, T>;
 
+// An element as its maximum is kept.
+template <class T>
+max_t<T> as_max(T value) {
+  if constexpr (std::is_same_v<T, float16_bits>) {
+    return static_cast<float>(to_double(value));
+  } else {
+    return value;
+  }
+}
+
 // The lanes' sum, added pairwise in a fixed order: lanes[i] += lanes[i + w]
 // for w = 8, 4, 2, 1.
 inline double lane_total(lane_sums lanes) {

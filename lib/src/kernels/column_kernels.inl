@@ -205,12 +205,7 @@ void max_columns(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t
     bool nan = false;
     const T* p = rows + j;
     for (std::size_t r = 0; r < count; ++r, p += stride) {
-      M x;
-      if constexpr (std::is_same_v<T, float16_bits>) {
-        x = static_cast<M>(to_double(*p));
-      } else {
-        x = *p;
-      }
+      M x = as_max(*p);
       m = x > m ? x : m;
       if constexpr (floating) nan |= x != x;
     }
@@ -293,13 +288,6 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
   using mask = decltype(V{} > V{});
   auto fold = [](M& lane, M x) {
     if (x > lane || (floating && x != x)) lane = x;
-  };
-  auto as_max = [](T x) {
-    if constexpr (std::is_same_v<T, float16_bits>) {
-      return static_cast<M>(to_double(x));
-    } else {
-      return x;
-    }
   };
   std::size_t k = 0;
   for (; k < count && (phase + k) % kLanes != 0; ++k)
