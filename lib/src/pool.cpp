@@ -85,24 +85,27 @@ geometry make_geometry(const tensor_info& input, const pool_request& request) {
   return g;
 }
 
-// The number of input elements in each output cell's window, for averages.
-std::vector<double> window_counts(const geometry& g) {
-  // Windows of one size on every axis (global pooling, or sizes that divide
-  // the input): one count for all cells.
+// The number of input elements in each output cell's window, for averages:
+// the counts of the cells from the first spatial axis (in layout order) on,
+// which repeat for every combination of the axes before it. Small, however
+// many cells there are: (C, 7, 7) for NHWC at 7×7, one value when every
+// window has the same size.
+std::vector<double> window_count_period(const geometry& g) {
   double common = 1.0;
   bool uniform = true;
   for (const auto& w : g.windows) {
     for (std::uint64_t i = 1; i < w.output_length; ++i) uniform = uniform && w.size(i) == w.size(0);
     common *= static_cast<double>(w.size(0));
   }
-  if (uniform) return std::vector<double>(g.output_count, common);
+  if (uniform) return {common};
   // Axis by axis in layout order, each cell's count is the count of its
   // prefix times its window's size on this axis.
   std::vector<const axis_windows*> windows_of(g.output_shape.size(), nullptr);
   for (std::size_t s = 0; s < g.spatial_axes.size(); ++s)
     windows_of[g.spatial_axes[s]] = &g.windows[s];
+  const std::size_t first = *std::min_element(g.spatial_axes.begin(), g.spatial_axes.end());
   std::vector<double> counts{1.0};
-  for (std::size_t l = 0; l < g.output_shape.size(); ++l) {
+  for (std::size_t l = first; l < g.output_shape.size(); ++l) {
     std::vector<double> longer;
     longer.reserve(counts.size() * g.output_shape[l]);
     for (double prefix : counts) {
@@ -301,20 +304,23 @@ class typed_kernel final : public pooler::kernel {
     out.shape = g_.output_shape;
     out.type = output_type_;
     out.data.resize(g_.output_count * dtype_size(output_type_));
-    std::vector<double> counts;
-    if constexpr (Op == pool_op::avg) counts = window_counts(g_);
+    std::vector<double> counts{1.0};
+    if constexpr (Op == pool_op::avg) counts = window_count_period(g_);
     visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
       auto* target = reinterpret_cast<Out*>(out.data.data());
-      for (std::uint64_t cell = 0; cell < g_.output_count; ++cell) {
-        acc_t value = cells_[cell];
-        if constexpr (Op == pool_op::avg) value /= counts[cell];
-        // Which NaN an addition returns depends on the order of its
-        // operands, which compilers choose freely: every NaN is written as
-        // the one quiet NaN, so all instruction sets give the same bytes.
-        if constexpr (std::is_floating_point_v<acc_t>) {
-          if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
+      for (std::uint64_t first = 0; first < g_.output_count; first += counts.size()) {
+        for (std::size_t i = 0; i < counts.size(); ++i) {
+          acc_t value = cells_[first + i];
+          if constexpr (Op == pool_op::avg) value /= counts[i];
+          // Which NaN an addition returns depends on the order of its
+          // operands, which compilers choose freely: every NaN is written
+          // as the one quiet NaN, so all instruction sets give the same
+          // bytes.
+          if constexpr (std::is_floating_point_v<acc_t>) {
+            if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
+          }
+          target[first + i] = narrow<Out>(value);
         }
-        target[cell] = narrow<Out>(value);
       }
     });
     return out;
@@ -574,14 +580,8 @@ class typed_kernel final : public pooler::kernel {
       window_totals_(cells_.data() + base, inner.output_stride, columns.data(), w.start.data(),
                      w.end.data(), w.output_length);
     } else {
-      for (std::uint64_t win = 0; win < w.output_length; ++win) {
-        acc_t& cell = cells_[base + win * inner.output_stride];
-        if (w.size(win) <= kernels::kLanes) {
-          cell = columns_.narrow_window_max(columns.data() + w.start[win], w.size(win));
-        } else {
-          for (std::uint64_t x = w.start[win]; x < w.end[win]; ++x) fold_max(cell, columns[x]);
-        }
-      }
+      columns_.window_maxima(cells_.data() + base, inner.output_stride, columns.data(),
+                             w.start.data(), w.end.data(), w.output_length);
     }
   }
 

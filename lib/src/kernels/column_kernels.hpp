@@ -66,6 +66,13 @@ struct column_kernels {
   // tie, so -0 and +0 come out the same on every instruction set); NaN if
   // any value is NaN. Reads kLanes values whatever `count`.
   max_t<T> (*narrow_window_max)(const max_t<T>* values, std::size_t count);
+  // For each window i < count: cells[i · cell_stride] = the maximum of
+  // columns[starts[i]] … columns[ends[i] - 1], by narrow_window_max when
+  // it is at most kLanes wide, else by a left-to-right fold into the cell
+  // (NaN winning). Reads kLanes values from a window's start: the caller
+  // pads its buffer.
+  void (*window_maxima)(max_t<T>* cells, std::size_t cell_stride, const max_t<T>* columns,
+                        const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count);
 };
 
 enum class instruction_set { baseline, avx2, avx512 };

@@ -7,7 +7,7 @@
 // kLanes partial sums are kLanes whatever the number of registers they
 // take.
 //
-// Needs <algorithm>, <cstring>, <limits> and, with F16C, <immintrin.h>.
+// Needs <algorithm>, <cstring>, <limits>, <utility> and, with F16C, <immintrin.h>.
 
 constexpr std::size_t kVectorBytes = FEATPOOL_VECTOR_BYTES;
 constexpr std::size_t kDoubles = kVectorBytes / sizeof(double);
@@ -54,6 +54,30 @@ inline void store(M* p, V v) {
   *reinterpret_cast<unaligned*>(p) = v;
 }
 
+// v with its elements moved down by Width: element i holds v[i + Width]
+// (the last Width elements keep what they held).
+template <std::size_t Width, class V, std::size_t... I>
+inline V shifted_down(V v, std::index_sequence<I...>) {
+  using index_vector = decltype(V{} > V{});
+  using index_type = std::remove_reference_t<decltype(index_vector{}[0])>;
+  constexpr std::size_t kCount = sizeof...(I);
+  return __builtin_shuffle(
+      v, index_vector{static_cast<index_type>(I + Width < kCount ? I + Width : I)...});
+}
+
+// A register's elements combined pairwise into element 0: v[i] =
+// combine(v[i], v[i + w]) for w = Width, Width / 2, … 1.
+template <std::size_t Width, class V, class Combine>
+inline V fold_pairwise(V v, Combine combine) {
+  if constexpr (Width == 0) {
+    return v;
+  } else {
+    constexpr std::size_t kCount = sizeof(V) / sizeof(v[0]);
+    V moved = shifted_down<Width>(v, std::make_index_sequence<kCount>{});
+    return fold_pairwise<Width / 2>(combine(v, moved), combine);
+  }
+}
+
 // N consecutive halves as floats.
 template <std::size_t N>
 inline vec<float, N> halves_to_floats(const float16_bits* p) {
@@ -77,42 +101,64 @@ inline vec<float, N> halves_to_floats(const float16_bits* p) {
   return v;
 }
 
-// kDoubles consecutive elements as doubles.
-template <class T>
-inline f64v widen(const T* p) {
+// N consecutive elements as doubles.
+template <std::size_t N = kDoubles, class T>
+inline vec<double, N> widen(const T* p) {
+  using wide = vec<double, N>;
   if constexpr (std::is_same_v<T, double>) {
-    f64v v;
+    wide v;
     std::memcpy(&v, p, sizeof v);
     return v;
   } else if constexpr (std::is_same_v<T, float16_bits>) {
-    return __builtin_convertvector(halves_to_floats<kDoubles>(p), f64v);
+    return __builtin_convertvector(halves_to_floats<N>(p), wide);
 #if defined(__AVX__)
-  } else if constexpr (std::is_same_v<T, float> && kDoubles == 4) {
+  } else if constexpr (std::is_same_v<T, float> && N == 4) {
     // GCC lowers the generic conversion to two 128-bit halves here.
-    return reinterpret_cast<f64v>(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+    return reinterpret_cast<wide>(_mm256_cvtps_pd(_mm_loadu_ps(p)));
 #endif
 #if defined(__AVX512F__)
-  } else if constexpr (std::is_same_v<T, float> && kDoubles == 8) {
-    return reinterpret_cast<f64v>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
+  } else if constexpr (std::is_same_v<T, float> && N == 8) {
+    return reinterpret_cast<wide>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
 #endif
   } else {
-    vec<T, kDoubles> v;
+    vec<T, N> v;
     std::memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, f64v);
+    return __builtin_convertvector(v, wide);
   }
 }
 
-// Sums N registers' worth of adjacent columns over `count` rows. The N
+// Sums R registers of W adjacent columns each over `count` rows. The R
 // sums are independent chains, so their additions overlap in the
 // processor; each column still adds its rows in order.
-template <std::size_t N, class T>
+template <std::size_t R, std::size_t W = kDoubles, class T>
 inline void sum_column_pass(double* sums, const T* rows, std::size_t count, std::size_t stride) {
-  f64v a[N];
-  for (std::size_t v = 0; v < N; ++v) a[v] = load<f64v>(sums + v * kDoubles);
+  using wide = vec<double, W>;
+  wide a[R];
+  for (std::size_t v = 0; v < R; ++v) a[v] = load<wide>(sums + v * W);
   for (std::size_t r = 0; r < count; ++r, rows += stride) {
-    for (std::size_t v = 0; v < N; ++v) a[v] += widen(rows + v * kDoubles);
+    for (std::size_t v = 0; v < R; ++v) a[v] += widen<W>(rows + v * W);
   }
-  for (std::size_t v = 0; v < N; ++v) store(sums + v * kDoubles, a[v]);
+  for (std::size_t v = 0; v < R; ++v) store(sums + v * W, a[v]);
+}
+
+// The last columns, fewer than a register: halves, quarters, … of a
+// register, then one by one.
+template <std::size_t W, class T>
+inline void sum_narrow_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                               std::size_t width) {
+  if constexpr (W >= 2) {
+    if (width >= W) {
+      sum_column_pass<1, W>(sums, rows, count, stride);
+      sums += W;
+      rows += W;
+      width -= W;
+    }
+    sum_narrow_columns<W / 2>(sums, rows, count, stride, width);
+  } else if (width == 1) {
+    double a = *sums;
+    for (std::size_t r = 0; r < count; ++r, rows += stride) a += to_double(*rows);
+    *sums = a;
+  }
 }
 
 template <class T>
@@ -132,16 +178,17 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
   using pass_function = void (*)(double*, const T*, std::size_t, std::size_t);
   static constexpr pass_function kPasses[kPassRegisters + 1] = {
       nullptr,
-      &sum_column_pass<1, T>,
-      &sum_column_pass<2, T>,
-      &sum_column_pass<3, T>,
-      &sum_column_pass<4, T>,
-      &sum_column_pass<5, T>,
-      &sum_column_pass<6, T>,
-      &sum_column_pass<7, T>,
-      &sum_column_pass<8, T>,
+      &sum_column_pass<1, kDoubles, T>,
+      &sum_column_pass<2, kDoubles, T>,
+      &sum_column_pass<3, kDoubles, T>,
+      &sum_column_pass<4, kDoubles, T>,
+      &sum_column_pass<5, kDoubles, T>,
+      &sum_column_pass<6, kDoubles, T>,
+      &sum_column_pass<7, kDoubles, T>,
+      &sum_column_pass<8, kDoubles, T>,
   };
   const std::size_t passes = (registers + kPassRegisters - 1) / kPassRegisters;
+  const std::size_t whole = registers * kDoubles;
   for (std::size_t first = 0; first < count; first += slab) {
     const std::size_t rows_now = std::min(slab, count - first);
     const T* base = rows + first * stride;
@@ -152,66 +199,90 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
       kPasses[take](sums + j, base + j, rows_now, stride);
       done += take;
     }
-    // The last columns, fewer than a register: one pass, their sums side
-    // by side so that their additions overlap.
-    const std::size_t rest = width - registers * kDoubles;
-    if (rest != 0) {
-      double a[kDoubles];
-      double* tail = sums + registers * kDoubles;
-      for (std::size_t j = 0; j < rest; ++j) a[j] = tail[j];
-      const T* p = base + registers * kDoubles;
-      for (std::size_t r = 0; r < rows_now; ++r, p += stride) {
-        for (std::size_t j = 0; j < rest; ++j) a[j] += to_double(p[j]);
-      }
-      for (std::size_t j = 0; j < rest; ++j) tail[j] = a[j];
+    if (whole < width) {
+      sum_narrow_columns<kDoubles / 2>(sums + whole, base + whole, rows_now, stride, width - whole);
     }
+  }
+}
+
+// N consecutive elements as their maxima are kept.
+template <std::size_t N, class T>
+inline vec<max_t<T>, N> max_elements(const T* p) {
+  if constexpr (std::is_same_v<T, float16_bits>) {
+    return halves_to_floats<N>(p);
+  } else {
+    return load<vec<T, N>>(p);
+  }
+}
+
+// Takes the maxima of R registers of W adjacent columns each over `count`
+// rows, as independent chains.
+template <std::size_t R, std::size_t W, class T>
+inline void max_column_pass(max_t<T>* maxima, const T* rows, std::size_t count,
+                            std::size_t stride) {
+  using M = max_t<T>;
+  using V = vec<M, W>;
+  using mask = decltype(V{} > V{});
+  V m[R];
+  mask nan[R] = {};
+  for (std::size_t v = 0; v < R; ++v) m[v] = load<V>(maxima + v * W);
+  for (std::size_t r = 0; r < count; ++r, rows += stride) {
+    for (std::size_t v = 0; v < R; ++v) {
+      V x = max_elements<W>(rows + v * W);
+      m[v] = x > m[v] ? x : m[v];
+      // Comparisons pass NaN over; a flag remembers it instead, which
+      // keeps the loop free of branches.
+      if constexpr (std::is_floating_point_v<M>) nan[v] |= x != x;
+    }
+  }
+  for (std::size_t v = 0; v < R; ++v) {
+    if constexpr (std::is_floating_point_v<M>)
+      m[v] = nan[v] ? V{} + std::numeric_limits<M>::quiet_NaN() : m[v];
+    store(maxima + v * W, m[v]);
+  }
+}
+
+// The last columns, fewer than a register, as sum_narrow_columns.
+template <std::size_t W, class T>
+inline void max_narrow_columns(max_t<T>* maxima, const T* rows, std::size_t count,
+                               std::size_t stride, std::size_t width) {
+  if constexpr (W >= 2) {
+    if (width >= W) {
+      max_column_pass<1, W>(maxima, rows, count, stride);
+      maxima += W;
+      rows += W;
+      width -= W;
+    }
+    max_narrow_columns<W / 2>(maxima, rows, count, stride, width);
+  } else if (width == 1) {
+    using M = max_t<T>;
+    M m = *maxima;
+    bool nan = false;
+    for (std::size_t r = 0; r < count; ++r, rows += stride) {
+      M x = as_max(*rows);
+      m = x > m ? x : m;
+      if constexpr (std::is_floating_point_v<M>) nan |= x != x;
+    }
+    if constexpr (std::is_floating_point_v<M>) m = nan ? std::numeric_limits<M>::quiet_NaN() : m;
+    *maxima = m;
   }
 }
 
 template <class T>
 void max_columns(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t stride,
                  std::size_t width) {
-  using M = max_t<T>;
-  constexpr std::size_t kWidth = kVectorBytes / sizeof(M);
-  using V = vec<M, kWidth>;
-  using mask = decltype(V{} > V{});
-  constexpr bool floating = std::is_floating_point_v<M>;
-  auto load_elements = [](const T* p) {
-    if constexpr (std::is_same_v<T, float16_bits>) {
-      return halves_to_floats<kWidth>(p);
-    } else {
-      V v;
-      std::memcpy(&v, p, sizeof v);
-      return v;
-    }
-  };
+  constexpr std::size_t kWidth = kVectorBytes / sizeof(max_t<T>);
+  // Four registers a pass: a comparison and a select a row each, so four
+  // chains hide their latency.
+  constexpr std::size_t kPassRegisters = 4;
   std::size_t j = 0;
+  for (; j + kPassRegisters * kWidth <= width; j += kPassRegisters * kWidth) {
+    max_column_pass<kPassRegisters, kWidth>(maxima + j, rows + j, count, stride);
+  }
   for (; j + kWidth <= width; j += kWidth) {
-    V m = load<V>(maxima + j);
-    mask nan{};
-    const T* p = rows + j;
-    for (std::size_t r = 0; r < count; ++r, p += stride) {
-      V x = load_elements(p);
-      m = x > m ? x : m;
-      // Comparisons pass NaN over; a flag remembers it instead, which keeps
-      // the loop free of branches.
-      if constexpr (floating) nan |= x != x;
-    }
-    if constexpr (floating) m = nan ? V{} + std::numeric_limits<M>::quiet_NaN() : m;
-    store(maxima + j, m);
+    max_column_pass<1, kWidth>(maxima + j, rows + j, count, stride);
   }
-  for (; j < width; ++j) {
-    M m = maxima[j];
-    bool nan = false;
-    const T* p = rows + j;
-    for (std::size_t r = 0; r < count; ++r, p += stride) {
-      M x = as_max(*p);
-      m = x > m ? x : m;
-      if constexpr (floating) nan |= x != x;
-    }
-    if constexpr (floating) m = nan ? std::numeric_limits<M>::quiet_NaN() : m;
-    maxima[j] = m;
-  }
+  max_narrow_columns<kWidth / 2>(maxima + j, rows + j, count, stride, width - j);
 }
 
 template <class T>
@@ -239,27 +310,27 @@ void sum_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t
 inline double narrow_window_total(const double* columns, std::size_t count) {
   // The lanes in registers, each holding its column or, past the window,
   // 0 (selected, not multiplied: what lies past the window may be NaN).
-  constexpr std::size_t kRegisters = kLanes / kDoubles;
-  using index_vector = vec<std::int64_t, kDoubles>;
+  // At most 32-byte registers: on processors that split 64-byte
+  // operations in two, the shuffles of a wider tree cost more than they
+  // save.
+  constexpr std::size_t kWidth = std::min<std::size_t>(kVectorBytes, 32) / sizeof(double);
+  constexpr std::size_t kRegisters = kLanes / kWidth;
+  using V = vec<double, kWidth>;
+  using index_vector = vec<std::int64_t, kWidth>;
   index_vector index{};
-  for (std::size_t i = 0; i < kDoubles; ++i) index[i] = static_cast<std::int64_t>(i);
-  f64v lanes[kRegisters];
+  for (std::size_t i = 0; i < kWidth; ++i) index[i] = static_cast<std::int64_t>(i);
+  V lanes[kRegisters];
   for (std::size_t v = 0; v < kRegisters; ++v) {
-    f64v loaded = load<f64v>(columns + v * kDoubles);
-    auto inside =
-        index + static_cast<std::int64_t>(v * kDoubles) < static_cast<std::int64_t>(count);
-    lanes[v] = inside ? loaded : f64v{};
+    V loaded = load<V>(columns + v * kWidth);
+    auto inside = index + static_cast<std::int64_t>(v * kWidth) < static_cast<std::int64_t>(count);
+    lanes[v] = inside ? loaded : V{};
   }
   // Pairwise, as lane_total: lanes[i] += lanes[i + width] for width = 8,
   // 4, 2, 1, first whole registers, then within the last one.
   for (std::size_t width = kRegisters / 2; width >= 1; width /= 2) {
     for (std::size_t v = 0; v < width; ++v) lanes[v] += lanes[v + width];
   }
-  f64v last = lanes[0];
-  for (std::size_t width = kDoubles / 2; width >= 1; width /= 2) {
-    for (std::size_t i = 0; i < width; ++i) last[i] += last[i + width];
-  }
-  return last[0];
+  return fold_pairwise<kWidth / 2>(lanes[0], [](V a, V b) { return a + b; })[0];
 }
 
 void window_totals(double* cells, std::size_t cell_stride, const double* columns,
@@ -317,47 +388,67 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
 template <class T>
 max_t<T> narrow_window_max(const max_t<T>* columns, std::size_t count) {
   using M = max_t<T>;
-  constexpr std::size_t kWidth = std::min(kLanes, kVectorBytes / sizeof(M));
+  // At most 32-byte registers, as narrow_window_total.
+  constexpr std::size_t kWidth =
+      std::min(kLanes, std::min<std::size_t>(kVectorBytes, 32) / sizeof(M));
   constexpr std::size_t kRegisters = kLanes / kWidth;
+  constexpr bool floating = std::is_floating_point_v<M>;
   using V = vec<M, kWidth>;
   using index_vector = decltype(V{} > V{});
   using index_type = std::remove_reference_t<decltype(index_vector{}[0])>;
   index_vector index{};
   for (std::size_t i = 0; i < kWidth; ++i) index[i] = static_cast<index_type>(i);
   // What an empty lane holds: below every value, -inf included.
-  constexpr M smallest = std::is_floating_point_v<M> ? -std::numeric_limits<M>::infinity()
-                                                     : std::numeric_limits<M>::lowest();
+  constexpr M smallest =
+      floating ? -std::numeric_limits<M>::infinity() : std::numeric_limits<M>::lowest();
   V lanes[kRegisters];
-  bool nan = false;
   for (std::size_t v = 0; v < kRegisters; ++v) {
     V loaded = load<V>(columns + v * kWidth);
     auto inside = index + static_cast<index_type>(v * kWidth) < static_cast<index_type>(count);
     lanes[v] = inside ? loaded : V{} + smallest;
-    if constexpr (std::is_floating_point_v<M>) {
-      auto is_nan = inside & (loaded != loaded);
-      for (std::size_t i = 0; i < kWidth; ++i) nan |= is_nan[i] != 0;
-    }
   }
-  if (nan) return std::numeric_limits<M>::quiet_NaN();
   // Pairwise over the lanes, as the sums: lanes[i] = max(lanes[i],
-  // lanes[i + w]) for w = 8, 4, 2, 1, the earlier lane kept on a tie.
+  // lanes[i + w]) for w = 8, 4, 2, 1, the earlier lane kept on a tie and
+  // a NaN always taken, so that one reaches lane 0.
+  auto keep_max = [](V earlier, V later) {
+    auto take = later > earlier;
+    if constexpr (floating) take |= later != later;
+    return take ? later : earlier;
+  };
   for (std::size_t width = kRegisters / 2; width >= 1; width /= 2) {
-    for (std::size_t v = 0; v < width; ++v) {
-      lanes[v] = lanes[v + width] > lanes[v] ? lanes[v + width] : lanes[v];
-    }
+    for (std::size_t v = 0; v < width; ++v) lanes[v] = keep_max(lanes[v], lanes[v + width]);
   }
-  V last = lanes[0];
-  for (std::size_t width = kWidth / 2; width >= 1; width /= 2) {
-    for (std::size_t i = 0; i < width; ++i) {
-      last[i] = last[i + width] > last[i] ? last[i + width] : last[i];
-    }
+  M result = fold_pairwise<kWidth / 2>(lanes[0], keep_max)[0];
+  if constexpr (floating) {
+    if (result != result) return std::numeric_limits<M>::quiet_NaN();
   }
-  return last[0];
+  return result;
+}
+
+template <class T>
+void window_maxima(max_t<T>* cells, std::size_t cell_stride, const max_t<T>* columns,
+                   const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count) {
+  using M = max_t<T>;
+  for (std::size_t i = 0; i < count; ++i) {
+    const M* window = columns + starts[i];
+    std::size_t size = ends[i] - starts[i];
+    if (size <= kLanes) {
+      cells[i * cell_stride] = narrow_window_max<T>(window, size);
+      continue;
+    }
+    // Wider windows: a left-to-right fold, NaN winning.
+    M m = cells[i * cell_stride];
+    for (std::size_t x = 0; x < size; ++x) {
+      if (window[x] > m || (std::is_floating_point_v<M> && window[x] != window[x])) m = window[x];
+    }
+    cells[i * cell_stride] = m;
+  }
 }
 
 template <class T>
 constexpr column_kernels<T> kernels_for() {
-  return {&sum_columns<T>, &max_columns<T>, &sum_lanes<T>, &max_lanes<T>, &narrow_window_max<T>};
+  return {&sum_columns<T>, &max_columns<T>,       &sum_lanes<T>,
+          &max_lanes<T>,   &narrow_window_max<T>, &window_maxima<T>};
 }
 
 inline const kernel_set& kernels_of(instruction_set isa) {
