@@ -218,6 +218,10 @@ class typed_kernel final : public pooler::kernel {
     std::unordered_map<std::uint64_t, lane_sums> carried;
     std::vector<std::uint64_t> coords;
     std::vector<base_ref> bases, expanded;
+    // The bases of the axes before the second-fastest, and the coordinates
+    // they are for: they change once a plane of rows, not once a row.
+    std::vector<base_ref> outer_bases;
+    std::uint64_t outer_plane = std::numeric_limits<std::uint64_t>::max();
     std::vector<acc_t> gathered;                      // cells of a Fortran-order row
     std::vector<acc_t> unit_columns;                  // pool_whole_unit's column sums
     std::vector<std::uint64_t> window_of;             // and its windows, per axis
@@ -504,26 +508,42 @@ class typed_kernel final : public pooler::kernel {
   // The output offsets (and row counts) a row feeds, from the windows that
   // cover its coordinates on every slower axis.
   void row_bases(stream_state& s, const std::vector<std::uint64_t>& coords) const {
-    auto& bases = s.bases;
-    auto& expanded = s.expanded;
-    bases.assign(1, {0, 1});
-    for (std::size_t m = 0; m + 1 < coords.size(); ++m) {
-      const memory_axis& axis = g_.axes[m];
-      if (!axis.windows) {
-        for (auto& base : bases) base.offset += coords[m] * axis.output_stride;
-        continue;
-      }
-      std::uint64_t first = axis.windows->first_window[coords[m]];
-      std::uint64_t last = axis.windows->last_window[coords[m]];
-      expanded.clear();
-      for (auto base : bases) {
-        for (std::uint64_t win = first; win <= last; ++win) {
-          expanded.push_back(
-              {base.offset + win * axis.output_stride, base.rows * axis.windows->size(win)});
-        }
-      }
-      bases.swap(expanded);
+    if (coords.size() < 2) {
+      s.bases.assign(1, {0, 1});
+      return;
     }
+    const std::size_t second = coords.size() - 2;
+    // Which plane of rows (a combination of the slower coordinates) the
+    // stream is in.
+    const std::uint64_t plane = s.position / (g_.axes[second].extent * lanes());
+    if (plane != s.outer_plane) {
+      s.outer_bases.assign(1, {0, 1});
+      for (std::size_t m = 0; m < second; ++m)
+        expand_bases(s.outer_bases, s.expanded, m, coords[m]);
+      s.outer_plane = plane;
+    }
+    s.bases = s.outer_bases;
+    expand_bases(s.bases, s.expanded, second, coords[second]);
+  }
+
+  // Each base times the windows of axis m that cover coordinate `at`.
+  void expand_bases(std::vector<base_ref>& bases, std::vector<base_ref>& expanded, std::size_t m,
+                    std::uint64_t at) const {
+    const memory_axis& axis = g_.axes[m];
+    if (!axis.windows) {
+      for (auto& base : bases) base.offset += at * axis.output_stride;
+      return;
+    }
+    std::uint64_t first = axis.windows->first_window[at];
+    std::uint64_t last = axis.windows->last_window[at];
+    expanded.clear();
+    for (auto base : bases) {
+      for (std::uint64_t win = first; win <= last; ++win) {
+        expanded.push_back(
+            {base.offset + win * axis.output_stride, base.rows * axis.windows->size(win)});
+      }
+    }
+    bases.swap(expanded);
   }
 
   // Planar storage: `rows` rows (or part of one row, from column x on) of

@@ -187,8 +187,17 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
       &sum_column_pass<7, kDoubles, T>,
       &sum_column_pass<8, kDoubles, T>,
   };
-  const std::size_t passes = (registers + kPassRegisters - 1) / kPassRegisters;
   const std::size_t whole = registers * kDoubles;
+  if (slab == count && registers <= kPassRegisters) {
+    // One slab, one pass (channels-last rows of up to 64 floats, say):
+    // no division for the small calls where it would show.
+    if (registers != 0) kPasses[registers](sums, rows, count, stride);
+    if (whole < width) {
+      sum_narrow_columns<kDoubles / 2>(sums + whole, rows + whole, count, stride, width - whole);
+    }
+    return;
+  }
+  const std::size_t passes = (registers + kPassRegisters - 1) / kPassRegisters;
   for (std::size_t first = 0; first < count; first += slab) {
     const std::size_t rows_now = std::min(slab, count - first);
     const T* base = rows + first * stride;
