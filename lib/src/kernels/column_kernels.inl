@@ -101,6 +101,54 @@ inline vec<float, N> halves_to_floats(const float16_bits* p) {
   return v;
 }
 
+// N consecutive 8- or 16-bit integers as 32-bit ones. GCC widens such
+// vectors an element at a time unless told which instruction to use.
+template <std::size_t N, class T>
+inline vec<std::int32_t, N> narrow_to_int32(const T* p) {
+  vec<std::int32_t, N> v;
+#if defined(__AVX2__)
+  if constexpr (N == 8) {
+    __m256i wide;
+    if constexpr (std::is_same_v<T, std::uint8_t>) {
+      wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    } else if constexpr (std::is_same_v<T, std::int8_t>) {
+      wide = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    } else if constexpr (std::is_same_v<T, std::uint16_t>) {
+      wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    } else {
+      wide = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    }
+    std::memcpy(&v, &wide, sizeof v);
+    return v;
+  } else if constexpr (N == 4) {
+    // Loaded as a zero-extended scalar, not merged into a register's old
+    // contents, which would chain every load to the previous one.
+    __m128i narrow;
+    if constexpr (sizeof(T) == 1) {
+      std::int32_t bytes;
+      std::memcpy(&bytes, p, sizeof bytes);
+      narrow = _mm_cvtsi32_si128(bytes);
+    } else {
+      narrow = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    }
+    __m128i wide;
+    if constexpr (std::is_same_v<T, std::uint8_t>) {
+      wide = _mm_cvtepu8_epi32(narrow);
+    } else if constexpr (std::is_same_v<T, std::int8_t>) {
+      wide = _mm_cvtepi8_epi32(narrow);
+    } else if constexpr (std::is_same_v<T, std::uint16_t>) {
+      wide = _mm_cvtepu16_epi32(narrow);
+    } else {
+      wide = _mm_cvtepi16_epi32(narrow);
+    }
+    std::memcpy(&v, &wide, sizeof v);
+    return v;
+  }
+#endif
+  for (std::size_t i = 0; i < N; ++i) v[i] = p[i];
+  return v;
+}
+
 // N consecutive elements as doubles.
 template <std::size_t N = kDoubles, class T>
 inline vec<double, N> widen(const T* p) {
@@ -120,6 +168,19 @@ inline vec<double, N> widen(const T* p) {
   } else if constexpr (std::is_same_v<T, float> && N == 8) {
     return reinterpret_cast<wide>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
 #endif
+  } else if constexpr (std::is_integral_v<T> && sizeof(T) < sizeof(std::int32_t)) {
+    // Through 32-bit integers, which convert exactly.
+    vec<std::int32_t, N> v = narrow_to_int32<N>(p);
+#if defined(__AVX__)
+    // GCC lowers the generic conversion to 128-bit halves here too.
+    if constexpr (N == 4)
+      return reinterpret_cast<wide>(_mm256_cvtepi32_pd(reinterpret_cast<__m128i>(v)));
+#endif
+#if defined(__AVX512F__)
+    if constexpr (N == 8)
+      return reinterpret_cast<wide>(_mm512_cvtepi32_pd(reinterpret_cast<__m256i>(v)));
+#endif
+    return __builtin_convertvector(v, wide);
   } else {
     vec<T, N> v;
     std::memcpy(&v, p, sizeof v);
