@@ -16,30 +16,57 @@
 namespace featpool {
 namespace {
 
+std::vector<std::uint64_t> first_windows(const axis_windows& w) {
+  std::vector<std::uint64_t> first;
+  for (std::uint64_t x = 0; x < w.input_length; ++x) first.push_back(w.first_window(x));
+  return first;
+}
+
+std::vector<std::uint64_t> last_windows(const axis_windows& w) {
+  std::vector<std::uint64_t> last;
+  for (std::uint64_t x = 0; x < w.input_length; ++x) last.push_back(w.last_window(x));
+  return last;
+}
+
 TEST_CASE("windows: PyTorch's rule, checked by hand for L=5 → S=3 and L=2 → S=5") {
   auto w = plan_axis(5, 3);
   // [floor(i·5/3), ceil((i+1)·5/3)): [0,2) [1,4) [3,5)
   CHECK(w.start == std::vector<std::uint64_t>{0, 1, 3});
   CHECK(w.end == std::vector<std::uint64_t>{2, 4, 5});
-  CHECK(w.first_window == std::vector<std::uint64_t>{0, 0, 1, 1, 2});
-  CHECK(w.last_window == std::vector<std::uint64_t>{0, 1, 1, 2, 2});
+  CHECK(first_windows(w) == std::vector<std::uint64_t>{0, 0, 1, 1, 2});
+  CHECK(last_windows(w) == std::vector<std::uint64_t>{0, 1, 1, 2, 2});
   auto up = plan_axis(2, 5);
   // Output longer than input: windows repeat elements.
   CHECK(up.start == std::vector<std::uint64_t>{0, 0, 0, 1, 1});
   CHECK(up.end == std::vector<std::uint64_t>{1, 1, 2, 2, 2});
-  CHECK(up.first_window == std::vector<std::uint64_t>{0, 2});
-  CHECK(up.last_window == std::vector<std::uint64_t>{2, 4});
+  CHECK(first_windows(up) == std::vector<std::uint64_t>{0, 2});
+  CHECK(last_windows(up) == std::vector<std::uint64_t>{2, 4});
   auto global = plan_axis(7, 1);
   CHECK(global.start == std::vector<std::uint64_t>{0});
   CHECK(global.end == std::vector<std::uint64_t>{7});
 }
 
-TEST_CASE("windows: every window is non-empty and the windows cover the input") {
+TEST_CASE(
+    "windows: every window is non-empty, the windows cover the input, and each index finds its "
+    "windows") {
   for (std::uint64_t in = 1; in <= 40; ++in) {
     for (std::uint64_t out = 1; out <= 40; ++out) {
       auto w = plan_axis(in, out);
       CHECK(w.start.front() == 0);
       CHECK(w.end.back() == in);
+      // Each input index's windows and run, against the definitions.
+      for (std::uint64_t x = 0; x < in; ++x) {
+        std::uint64_t first = 0;
+        while (w.end[first] <= x) ++first;
+        std::uint64_t last = out - 1;
+        while (w.start[last] > x) --last;
+        CHECK(w.first_window(x) == first);
+        CHECK(w.last_window(x) == last);
+        std::uint64_t until = x + 1;
+        while (until < in && w.first_window(until) == first && w.last_window(until) == last)
+          ++until;
+        CHECK(w.same_windows_until(x) == until);
+      }
       for (std::uint64_t i = 0; i < out; ++i) {
         REQUIRE(w.start[i] < w.end[i]);
         // The integer formula agrees with the real-number one.

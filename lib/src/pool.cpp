@@ -401,7 +401,7 @@ class typed_kernel final : public pooler::kernel {
     const memory_axis& axis = g_.axes[coords.size() - 2];
     if (axis.windows == nullptr) return 1;
     std::uint64_t at = coords[coords.size() - 2];
-    return axis.windows->same_windows_until[at] - at;
+    return axis.windows->same_windows_until(at) - at;
   }
 
   // Global pooling of units of spatial axes only: each unit's elements,
@@ -534,8 +534,8 @@ class typed_kernel final : public pooler::kernel {
       for (auto& base : bases) base.offset += at * axis.output_stride;
       return;
     }
-    std::uint64_t first = axis.windows->first_window[at];
-    std::uint64_t last = axis.windows->last_window[at];
+    std::uint64_t first = axis.windows->first_window(at);
+    std::uint64_t last = axis.windows->last_window(at);
     expanded.clear();
     for (auto base : bases) {
       for (std::uint64_t win = first; win <= last; ++win) {
@@ -611,7 +611,7 @@ class typed_kernel final : public pooler::kernel {
                        std::uint64_t length) {
     const memory_axis& inner = g_.axes.back();
     const axis_windows& w = *inner.windows;
-    for (std::uint64_t win = w.first_window[x]; win <= w.last_window[x + length - 1]; ++win) {
+    for (std::uint64_t win = w.first_window(x); win <= w.last_window(x + length - 1); ++win) {
       std::uint64_t lo = std::max(w.start[win], x);
       std::uint64_t hi = std::min(w.end[win], x + length);
       std::uint64_t cell = base + win * inner.output_stride;

@@ -1,5 +1,7 @@
 #include "featpool/windows.hpp"
 
+#include <algorithm>
+
 namespace featpool {
 namespace {
 
@@ -29,27 +31,31 @@ axis_windows plan_axis(std::uint64_t input_length, std::uint64_t output_length) 
     plan.start[i] = window_start(i, output_length, input_length);
     plan.end[i] = window_end(i, output_length, input_length);
   }
-  // Starts and ends never decrease with i, so one sweep finds, for each
-  // input index, the windows that cover it.
-  plan.first_window.assign(input_length, 0);
-  plan.last_window.assign(input_length, 0);
-  std::uint64_t first = 0;
-  for (std::uint64_t x = 0; x < input_length; ++x) {
-    while (plan.end[first] <= x) ++first;
-    plan.first_window[x] = first;
-  }
-  std::uint64_t last = output_length - 1;
-  for (std::uint64_t x = input_length; x-- > 0;) {
-    while (plan.start[last] > x) --last;
-    plan.last_window[x] = last;
-  }
-  plan.same_windows_until.assign(input_length, input_length);
-  for (std::uint64_t x = input_length - 1; x-- > 0;) {
-    bool same = plan.first_window[x] == plan.first_window[x + 1] &&
-                plan.last_window[x] == plan.last_window[x + 1];
-    plan.same_windows_until[x] = same ? plan.same_windows_until[x + 1] : x + 1;
-  }
   return plan;
+}
+
+// Window o ends past x when ceil((o+1)·L/S) > x, that is when o ≥
+// floor(x·S/L); it starts at or before x when floor(o·L/S) ≤ x, that is
+// when o < (x+1)·S/L. The products are taken in 128 bits: x·S can pass
+// 2^64 for a long axis pooled to a large size.
+std::uint64_t axis_windows::first_window(std::uint64_t x) const {
+  using wide = unsigned __int128;
+  return static_cast<std::uint64_t>(wide{x} * output_length / input_length);
+}
+
+std::uint64_t axis_windows::last_window(std::uint64_t x) const {
+  using wide = unsigned __int128;
+  wide bound = wide{x + 1} * output_length;
+  return static_cast<std::uint64_t>((bound + input_length - 1) / input_length) - 1;
+}
+
+// The windows change where the first one ends or where the one after the
+// last begins.
+std::uint64_t axis_windows::same_windows_until(std::uint64_t x) const {
+  std::uint64_t until = end[first_window(x)];
+  std::uint64_t next = last_window(x) + 1;
+  if (next < output_length) until = std::min(until, start[next]);
+  return until;
 }
 
 }  // namespace featpool

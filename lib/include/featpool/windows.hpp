@@ -14,15 +14,17 @@ struct axis_windows {
   std::uint64_t output_length = 0;
   std::vector<std::uint64_t> start;  // per output index, first input index
   std::vector<std::uint64_t> end;    // per output index, one past the last
-  // Per input index, the first and last window that contain it: the
-  // streaming kernels go from an element to the cells it feeds.
-  std::vector<std::uint64_t> first_window;
-  std::vector<std::uint64_t> last_window;
-  // Per input index x, one past the last index after x that lies in the
-  // same windows: the kernels take such a run of rows in one pass.
-  std::vector<std::uint64_t> same_windows_until;
 
   std::uint64_t size(std::uint64_t window) const { return end[window] - start[window]; }
+
+  // The first and last window that contain input index x: the streaming
+  // kernels go from an element to the cells it feeds. Computed, not
+  // tabled, so that a long axis (10^7 elements) costs no memory per index.
+  std::uint64_t first_window(std::uint64_t x) const;
+  std::uint64_t last_window(std::uint64_t x) const;
+  // One past the last index after x that lies in the same windows as x:
+  // the kernels take such a run of rows in one pass.
+  std::uint64_t same_windows_until(std::uint64_t x) const;
 };
 
 // Both lengths must be at least 1.
