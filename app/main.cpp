@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -139,6 +140,10 @@ void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdout (`featpool inspect x | head`) ends the process quietly,
+  // as SPEC says, even when the parent ignored SIGPIPE: the write would
+  // otherwise fail with EPIPE and be reported as an error.
+  std::signal(SIGPIPE, SIG_DFL);
   CLI::App app{"featpool: inspect and pool saved feature maps (NPY, NPZ, HDF5)", "featpool"};
   app.set_version_flag("--version", std::string(featpool::kVersion));
   app.require_subcommand(1);

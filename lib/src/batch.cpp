@@ -1,6 +1,7 @@
 #include "featpool/batch.hpp"
 
 #include <csignal>
+#include <filesystem>
 #include <memory>
 #include <ostream>
 
@@ -9,6 +10,7 @@
 
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
+#include "featpool/file_identity.hpp"
 #include "featpool/interrupt.hpp"
 #include "featpool/plan.hpp"
 #include "featpool/progress.hpp"
@@ -43,22 +45,54 @@ report_destination choose_report(const pool_options& options, console& io, bool 
 }
 
 std::string render(const std::vector<report_record>& records, const report_destination& d) {
-  if (d.format == report_format::json) return report_json(records).dump(2) + "\n";
+  if (d.format == report_format::json) {
+    // File names need not be UTF-8: their stray bytes become U+FFFD.
+    return report_json(records).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+           "\n";
+  }
   return report_text(records, d.summarize && records.size() > kReportSummaryThreshold);
 }
 
-void write_report(const std::vector<report_record>& records, const report_destination& d,
+// Returns false, having said why, when the report could not be written:
+// the run then did not do everything asked for.
+bool write_report(const std::vector<report_record>& records, const report_destination& d,
                   console& io) {
-  if (!d.path.empty()) {
-    try {
-      write_file_atomically(d.path, render(records, d), false);
-    } catch (const error& failure) {
-      io.err << error_line(failure) << '\n';
+  try {
+    if (!d.path.empty()) {
+      write_output_file(d.path, render(records, d), false);
+    } else if (d.stream) {
+      write_standard_output(*d.stream, render(records, d));
     }
-  } else if (d.stream) {
-    *d.stream << render(records, d);
-    d.stream->flush();
+  } catch (const error& failure) {
+    io.err << error_line(failure) << '\n';
+    return false;
   }
+  return true;
+}
+
+bool same_path(const std::string& a, const std::string& b) {
+  std::error_code a_failed;
+  std::error_code b_failed;
+  auto a_resolved = std::filesystem::weakly_canonical(a, a_failed);
+  auto b_resolved = std::filesystem::weakly_canonical(b, b_failed);
+  return !a_failed && !b_failed && a_resolved == b_resolved;
+}
+
+// The report file is an output too: it must never replace an input (by file
+// identity, as for outputs) nor the pooled output. Empty when it does not.
+std::string report_clash(const plan& work, const report_destination& d) {
+  if (d.path.empty()) return {};
+  if (auto report = identity_of(d.path)) {
+    for (const auto& in : work.inputs) {
+      if (!in.input.stream && identity_of(in.input.path) == report) {
+        return "the report would replace one of the inputs";
+      }
+    }
+  }
+  if (work.target.kind == output_kind::file && same_path(d.path, work.target.path)) {
+    return "the report would replace the pooled output";
+  }
+  return {};
 }
 
 // The progress line, on a terminal's stderr only and never with -q.
@@ -82,6 +116,9 @@ std::vector<report_record> records_of(const plan& work) {
 }
 
 std::string failure_line(const report_record& r) {
+  // A file that failed on one of its tensors while being listed has no
+  // name in its record (its tensors are not known) but a reference to it.
+  if (!r.name && !r.reference.empty()) return error_line(error(r.reference, r.message));
   return error_line(error(r.file, r.name.value_or(""), r.message));
 }
 
@@ -136,6 +173,10 @@ int run_pool(const pool_options& options, console& io) {
     return exit_code_for(stop);  // nothing was written yet
   }
   auto report = choose_report(options, io, work.target.kind == output_kind::standard_output);
+  if (auto clash = report_clash(work, report); !clash.empty()) {
+    io.err << error_line(error(report.path, clash)) << '\n';
+    return exit_code::failure;  // nothing written, not even the report
+  }
   bool failed = work.has_failures();
   // Problems found while planning are reported on stderr too, one line each.
   for (const auto& p : work.tensors) {
@@ -149,8 +190,8 @@ int run_pool(const pool_options& options, console& io) {
         if (!options.dry_run) p.record.destination.reset();
       }
     }
-    write_report(records_of(work), report, io);
-    return failed ? exit_code::failure : exit_code::ok;
+    bool reported = write_report(records_of(work), report, io);
+    return failed || !reported ? exit_code::failure : exit_code::ok;
   }
 
   int signal = 0;
@@ -171,9 +212,9 @@ int run_pool(const pool_options& options, console& io) {
       run.mark_unwritten("not written: interrupted");
     }
   }
-  write_report(records_of(work), report, io);
+  bool reported = write_report(records_of(work), report, io);
   if (signal) return exit_code_for(interrupted{signal});
-  return work.has_failures() ? exit_code::failure : exit_code::ok;
+  return work.has_failures() || !reported ? exit_code::failure : exit_code::ok;
 }
 
 }  // namespace featpool

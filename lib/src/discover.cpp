@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -18,6 +19,7 @@
 #include "featpool/byte_stream.hpp"
 #include "featpool/error.hpp"
 #include "featpool/hdf5.hpp"
+#include "featpool/interrupt.hpp"
 #include "featpool/npy.hpp"
 #include "featpool/npz.hpp"
 
@@ -26,7 +28,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // A FIFO whose writer never shows up must not hang a batch job forever.
-constexpr int kFifoWaitMilliseconds = 10'000;
+constexpr std::chrono::seconds kFifoWait{10};
+
+// How often that wait looks for Ctrl-C, which must end it at once.
+constexpr int kInterruptPollMilliseconds = 100;
 
 constexpr std::array<std::string_view, 4> kTensorExtensions{".npy", ".npz", ".h5", ".hdf5"};
 
@@ -74,15 +79,20 @@ bool exists(const std::string& path) {
 int open_fifo(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw error(path, std::strerror(errno));
+  auto deadline = std::chrono::steady_clock::now() + kFifoWait;
   pollfd waiting{fd, POLLIN, 0};
-  int ready;
-  do {
-    ready = ::poll(&waiting, 1, kFifoWaitMilliseconds);
-  } while (ready < 0 && errno == EINTR);
+  int ready = 0;
+  while (ready <= 0 && std::chrono::steady_clock::now() < deadline) {
+    ready = ::poll(&waiting, 1, kInterruptPollMilliseconds);
+    if (pending_interrupt()) {
+      ::close(fd);
+      check_interrupt();
+    }
+  }
   if (ready <= 0) {
     ::close(fd);
-    throw error(path, fmt::format("no data arrived on the FIFO within {} seconds",
-                                  kFifoWaitMilliseconds / 1000));
+    throw error(path,
+                fmt::format("no data arrived on the FIFO within {} seconds", kFifoWait.count()));
   }
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
@@ -185,6 +195,9 @@ std::vector<input_file> expand_input(const std::string& argument) {
     input.stream = S_ISFIFO(st.st_mode);
     return {input};
   }
+  // Kept for the message: a folder that may not be searched, a symlink
+  // loop or an overlong name is no missing file.
+  int stat_failure = errno;
   // FILE:NAME, split on the last ':' only when what precedes it is a file.
   auto colon = argument.rfind(':');
   if (colon != std::string::npos && colon > 0) {
@@ -196,6 +209,9 @@ std::vector<input_file> expand_input(const std::string& argument) {
       if (input.selector->empty()) throw error(file, "empty tensor name after ':'");
       return {input};
     }
+  }
+  if (stat_failure != ENOENT && stat_failure != ENOTDIR) {
+    throw error(argument, std::strerror(stat_failure));
   }
   throw error(argument, "no such file or directory");
 }

@@ -297,7 +297,8 @@ struct executor::state {
       std::filesystem::create_directories(std::filesystem::path(p.output_path).parent_path(), ec);
       if (ec) throw error(p.output_path, "cannot create its folder: " + ec.message());
     }
-    return create_sink(p.output_as, p.output_path, options.sync);
+    return create_sink(p.output_as, p.output_path, options.sync,
+                       options.force ? on_existing::replace : on_existing::refuse);
   }
 
   // --- in input order, one item at a time --------------------------------

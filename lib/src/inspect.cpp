@@ -8,6 +8,7 @@
 #include "featpool/discover.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
+#include "featpool/sink.hpp"
 #include "featpool/text_table.hpp"
 
 namespace featpool {
@@ -172,12 +173,12 @@ int run_inspect(const std::vector<std::string>& inputs, const inspect_options& o
       }
     }
   }
-  if (options.json) {
-    out << json_lines(render_inspect_json(listed, options));
-  } else {
-    out << render_inspect_text(listed, options);
+  try {
+    write_standard_output(out, options.json ? json_lines(render_inspect_json(listed, options))
+                                            : render_inspect_text(listed, options));
+  } catch (const error& failure) {
+    report(failure);
   }
-  out.flush();
   return status;
 }
 

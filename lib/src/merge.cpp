@@ -171,7 +171,8 @@ class merger {
   }
 
   void copy() {
-    auto sink = create_sink(format_, options_.output, options_.sync);
+    auto sink = create_sink(format_, options_.output, options_.sync,
+                            options_.force ? on_existing::replace : on_existing::refuse);
     std::unique_ptr<tensor_source> open;
     std::optional<std::size_t> open_file;
     for (const auto& e : entries_) {

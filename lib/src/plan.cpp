@@ -107,7 +107,17 @@ class planner {
       selected = select_tensors(tensors, input, options_.name_globs);
       if (input.stream) planned.stream = std::move(source);
     } catch (const error& failure) {
-      add_failure(failed_argument(input.display, failure.reason()));
+      auto record = failed_argument(input.display, failure.reason());
+      // A failure about one tensor of the file (an NPZ member) names it.
+      if (!failure.tensor().empty()) record.reference = input.display + ":" + failure.tensor();
+      add_failure(std::move(record));
+      return;
+    }
+    // Pooling a file given by itself asks for its tensors: a file without
+    // any (a zip archive holding no NPY data, an HDF5 file without
+    // datasets) would otherwise end "done" with nothing written.
+    if (tensors.empty() && !input.selector && input.root.empty()) {
+      add_failure(failed_argument(input.display, "no tensors in the file: nothing to pool"));
       return;
     }
     planned.holds_many = !tensors.empty() && tensors.front().format != file_format::npy;

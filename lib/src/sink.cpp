@@ -7,9 +7,12 @@
 
 #include <array>
 #include <cerrno>
+#include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <ostream>
 #include <span>
 
 #include <fmt/format.h>
@@ -54,10 +57,12 @@ constexpr std::size_t kCombinedWriteBytes = std::size_t{1} << 20;
 constexpr int kNameAttempts = 16;
 
 // Six random letters and digits, as mkstemp uses.
+constexpr std::size_t kSuffixBytes = 6;
+
 std::string random_suffix(const std::string& target) {
   static constexpr std::string_view kAlphabet =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::array<unsigned char, 6> bytes{};
+  std::array<unsigned char, kSuffixBytes> bytes{};
   ssize_t got;
   do {
     got = ::getrandom(bytes.data(), bytes.size(), 0);
@@ -70,16 +75,52 @@ std::string random_suffix(const std::string& target) {
   return suffix;
 }
 
+// ".<target name>.featpool-tmp-": the target name is cut, at a UTF-8
+// character boundary, so that the whole temporary name stays within
+// NAME_MAX; any target name the file system takes can then be written.
+std::string temporary_prefix(const std::string& target_name) {
+  constexpr std::size_t kRoom = NAME_MAX - 1 - kTemporaryMarker.size() - kSuffixBytes;
+  std::string kept = target_name.substr(0, kRoom);
+  auto is_continuation = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; };
+  while (!kept.empty() && kept.size() < target_name.size() &&
+         is_continuation(target_name[kept.size()])) {
+    kept.pop_back();
+  }
+  // Built piece by piece: g++ 12 warns falsely on "." + string here.
+  std::string prefix(".");
+  prefix += kept;
+  prefix += kTemporaryMarker;
+  return prefix;
+}
+
+// rename() that fails with EEXIST rather than replace `to`. File systems
+// without RENAME_NOREPLACE (NFS) get link() and unlink(), as atomic; those
+// without hard links either, a plain rename.
+bool rename_without_replacing(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return true;
+  }
+  if (errno != EINVAL && errno != ENOSYS) return false;
+  if (::link(from.c_str(), to.c_str()) == 0) {
+    ::unlink(from.c_str());
+    return true;
+  }
+  if (errno != EPERM && errno != ENOTSUP) return false;
+  return ::rename(from.c_str(), to.c_str()) == 0;
+}
+
 // A file created under a temporary name beside its target and renamed onto
 // it by publish(); removed by the destructor if never published.
 class temporary_file {
  public:
-  explicit temporary_file(std::string target) : target_(std::move(target)) {
+  temporary_file(std::string target, on_existing existing)
+      : target_(std::move(target)), existing_(existing) {
     fs::path where(target_);
-    // Built piece by piece: g++ 12 warns falsely on "." + string here.
-    std::string prefix(".");
-    prefix += where.filename().string();
-    prefix += kTemporaryMarker;
+    // Refused now, not when the finished file is renamed onto it.
+    if (where.filename().string().size() > NAME_MAX) {
+      throw error(target_, "cannot create the output: " + reason_of(ENAMETOOLONG));
+    }
+    std::string prefix = temporary_prefix(where.filename().string());
     // Created 0666 so the kernel applies the umask, as for any other file
     // this process creates (mkstemp's 0600 would need a umask lookup that
     // is not thread-safe).
@@ -124,7 +165,14 @@ class temporary_file {
 
   // Renames the finished file into place.
   void publish(bool sync) {
-    if (::rename(path_.c_str(), target_.c_str()) != 0) {
+    bool renamed = existing_ == on_existing::refuse ? rename_without_replacing(path_, target_)
+                                                    : ::rename(path_.c_str(), target_.c_str()) == 0;
+    if (!renamed && errno == EEXIST) {
+      throw error(target_,
+                  "exists now (another process wrote it meanwhile); pass --force to "
+                  "overwrite it");
+    }
+    if (!renamed) {
       throw error(target_, "cannot rename the finished output into place: " + reason_of(errno));
     }
     published_ = true;
@@ -133,6 +181,7 @@ class temporary_file {
 
  private:
   std::string target_;
+  on_existing existing_;
   std::string path_;
   int fd_ = -1;
   bool published_ = false;
@@ -144,7 +193,8 @@ std::string_view bytes_of(const pooled_tensor& tensor) {
 
 class npy_sink final : public tensor_sink {
  public:
-  npy_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {}
+  npy_sink(const std::string& target, bool sync, on_existing existing)
+      : file_(target, existing), sync_(sync) {}
 
   void write(const std::string&, const pooled_tensor& tensor,
              const std::optional<provenance>&) override {
@@ -182,7 +232,8 @@ class stdout_sink final : public tensor_sink {
 // the same bytes.
 class npz_sink final : public tensor_sink {
  public:
-  npz_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {}
+  npz_sink(const std::string& target, bool sync, on_existing existing)
+      : file_(target, existing), sync_(sync) {}
 
   void write(const std::string& name, const pooled_tensor& tensor,
              const std::optional<provenance>&) override {
@@ -216,7 +267,8 @@ class npz_sink final : public tensor_sink {
 
 class hdf5_sink final : public tensor_sink {
  public:
-  hdf5_sink(const std::string& target, bool sync) : file_(target), sync_(sync) {
+  hdf5_sink(const std::string& target, bool sync, on_existing existing)
+      : file_(target, existing), sync_(sync) {
     file_.close();
     writer_ = create_hdf5_file(file_.path(), target);
   }
@@ -240,26 +292,55 @@ class hdf5_sink final : public tensor_sink {
 
 }  // namespace
 
-std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target,
-                                         bool sync) {
+std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target, bool sync,
+                                         on_existing existing) {
   switch (format) {
     case output_format::npy:
       break;
     case output_format::npz:
-      return std::make_unique<npz_sink>(target, sync);
+      return std::make_unique<npz_sink>(target, sync, existing);
     case output_format::hdf5:
-      return std::make_unique<hdf5_sink>(target, sync);
+      return std::make_unique<hdf5_sink>(target, sync, existing);
   }
-  return std::make_unique<npy_sink>(target, sync);
+  return std::make_unique<npy_sink>(target, sync, existing);
 }
 
 std::unique_ptr<tensor_sink> create_stdout_sink() { return std::make_unique<stdout_sink>(); }
 
-void write_file_atomically(const std::string& path, std::string_view bytes, bool sync) {
-  temporary_file file(path);
+namespace {
+
+// Writes through an existing path that is no regular file, as `>` would.
+// O_NONBLOCK: a FIFO that nobody reads fails at once instead of blocking.
+void write_in_place(const std::string& path, std::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+  if (fd < 0 && errno == ENXIO) throw error(path, "cannot write: nothing reads the FIFO");
+  if (fd < 0) throw error(path, "cannot write: " + reason_of(errno));
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  try {
+    write_all(fd, bytes, path);
+  } catch (const error&) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw error(path, "cannot write: " + reason_of(errno));
+}
+
+}  // namespace
+
+void write_output_file(const std::string& path, std::string_view bytes, bool sync) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return write_in_place(path, bytes);
+  temporary_file file(path, on_existing::replace);
   file.write(bytes);
   file.finish(sync);
   file.publish(sync);
+}
+
+void write_standard_output(std::ostream& out, std::string_view text) {
+  errno = 0;
+  out << text;
+  out.flush();
+  if (!out) throw error("-", "cannot write: " + (errno ? reason_of(errno) : "the write failed"));
 }
 
 bool is_temporary_name(const std::string& file_name) {

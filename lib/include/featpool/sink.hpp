@@ -4,6 +4,7 @@
 // so a crash, a full disk or Ctrl-C never leaves a truncated output.
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,16 +48,30 @@ class tensor_sink {
   virtual void publish() = 0;
 };
 
+// What publishing does when the target exists by then. Planning refused
+// existing outputs already, so without --force one that exists at publish
+// time was written meanwhile by another process: keeping it means two
+// processes writing one output give one of their files whole, or an error.
+enum class on_existing { replace, refuse };
+
 // A sink for `target`. The temporary file is created at once, in the
-// target's folder, named `.<target name>.featpool-tmp-XXXXXX`.
-std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target,
-                                         bool sync);
+// target's folder, named `.<target name>.featpool-tmp-XXXXXX` (the target
+// name cut short when the whole would pass the file system's name limit).
+std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target, bool sync,
+                                         on_existing existing = on_existing::replace);
 
 // One NPY stream on standard output.
 std::unique_ptr<tensor_sink> create_stdout_sink();
 
-// Writes `bytes` to `path` through a temporary file and a rename.
-void write_file_atomically(const std::string& path, std::string_view bytes, bool sync);
+// Writes `bytes` to `path`: a new or regular file through a temporary file
+// and a rename; anything else (a symlink such as /dev/stderr, a device, a
+// FIFO) in place, as a shell's `>` would, so that it is never replaced.
+void write_output_file(const std::string& path, std::string_view bytes, bool sync);
+
+// Writes `text` to `out`, which is standard output, and flushes it. Throws
+// featpool::error naming "-" when that fails, so a full disk behind `>` is
+// an error rather than a silent loss.
+void write_standard_output(std::ostream& out, std::string_view text);
 
 // Whether a file name is one of featpool's temporary files.
 bool is_temporary_name(const std::string& file_name);
