@@ -1,0 +1,988 @@
+"""Bad inputs and faults: every case of docs/bad-inputs.md, one test each.
+
+Usage: bad_inputs_test.py FEATPOOL SAMPLE_DATA
+
+Every case checks together: the exit code; stderr, which is exactly one line
+`featpool: error: FILE[:TENSOR]: reason` (and for `pool`, the report on
+stdout); that no output and no temporary file is left in the output folder;
+and that every input is byte-identical afterwards. Cases that need root
+(mounts, device nodes, running featpool as an unprivileged user) are skipped,
+with the reason, when the test does not run as root.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import bad_files
+
+FEATPOOL = ""
+SAMPLES = ""
+
+TEMPORARY_MARKER = ".featpool-tmp-"
+NAME_MAX = 255
+PATH_MAX = 4096
+RSS_LIMIT = 50 << 20  # bytes of peak RSS for a refusal or a streamed read
+IS_ROOT = os.geteuid() == 0
+UNPRIVILEGED = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def run(*args, prefix=(), stdin=None, input_bytes=None, timeout=60):
+    """Runs featpool; returns (exit code, stdout bytes, stderr text)."""
+    done = subprocess.run([*prefix, FEATPOOL, *args], stdin=stdin, input=input_bytes,
+                          capture_output=True, timeout=timeout)
+    return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
+
+
+# Starts featpool from a bare interpreter and writes its peak RSS (KiB) to the file
+# argv[1]. Linux counts the pages a child had before its exec in its peak, so a child
+# forked straight from this test, numpy and h5py loaded, would report this test's size;
+# forked from here, it starts from about 5 MiB.
+MEASURE_RSS = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(*args, timeout=60):
+    """Runs featpool; returns (exit code, stdout, stderr, its peak RSS in bytes)."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        done = subprocess.run([sys.executable, "-S", "-c", MEASURE_RSS, rss.name, FEATPOOL,
+                               *args], capture_output=True, timeout=timeout)
+        return done.returncode, done.stdout, done.stderr.decode(), int(rss.read()) * 1024
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def report_lines(stdout):
+    return stdout.decode("utf-8", "replace").splitlines()
+
+
+class Case(unittest.TestCase):
+    """A temporary folder with the inputs in it and an empty `out/` folder for outputs."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="featpool-bad-")
+        os.chmod(self.dir, 0o755)  # reachable by the unprivileged user
+        self.out = self.path("out")
+        os.mkdir(self.out)
+        self.hashes = {}
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def make(self, name, data):
+        """An input file holding `data`, remembered so that its bytes are checked at the end."""
+        path = self.path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Path(path).write_bytes(data)
+        self.remember(path)
+        return path
+
+    def make_npy(self, name, array=None):
+        if array is None:
+            array = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+        return self.make(name, bad_files.npy_bytes(array))
+
+    def remember(self, path):
+        self.hashes[path] = sha256(path)
+
+    def assert_inputs_untouched(self):
+        for path, digest in self.hashes.items():
+            self.assertEqual(sha256(path), digest, f"{path} changed")
+
+    def assert_nothing_in(self, folder):
+        self.assertEqual(sorted(os.listdir(folder)), [], f"left in {folder}")
+
+    def assert_one_error_line(self, err, start, end=""):
+        """stderr is the one line `featpool: error: START...END`: for reasons whose middle
+        is another library's words (zlib's, HDF5's), which may change between versions."""
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertTrue(err.startswith(f"featpool: error: {start}"), err)
+        self.assertTrue(err.endswith(f"{end}\n"), err)
+
+    def assert_pool_report(self, stdout, source, reason, status="failed",
+                           totals="0 ok, 0 skipped, 1 failed"):
+        """The text report: a header, the tensor's row (SOURCE, its status, the reason),
+        the totals."""
+        lines = report_lines(stdout)
+        self.assertTrue(lines and lines[0].startswith("SOURCE"), stdout)
+        rows = [line for line in lines[1:-1] if line.startswith(source + " ")]
+        self.assertTrue(any(f" {status} " in row and row.endswith(reason) for row in rows),
+                        stdout)
+        self.assertEqual(lines[-1], totals)
+
+    def assert_refused(self, reference, where, reason, *, inspect_lists=False):
+        """`inspect REFERENCE` and `pool REFERENCE -o out/o.npy` both exit 1 with the one
+        line `featpool: error: WHERE: REASON`; pool's report has WHERE's row with the
+        reason; nothing is written; the inputs are unchanged. With `inspect_lists`, the
+        failure is in the data, not the listing: inspect lists the tensor and
+        `inspect --stats` fails."""
+        line = f"featpool: error: {where}: {reason}\n"
+        if inspect_lists:
+            code, out, err = run("inspect", reference)
+            self.assertEqual((code, err), (0, ""))
+            self.assertIn(reference.encode(), out)
+            code, out, err = run("inspect", "--stats", reference)
+        else:
+            code, out, err = run("inspect", reference)
+            self.assertEqual(out, b"")
+        self.assertEqual((code, err), (1, line))
+        code, out, err = run("pool", reference, "-o", self.path("out", "o.npy"))
+        self.assertEqual((code, err), (1, line))
+        self.assert_pool_report(out, where, reason)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def assert_stays_small(self, args, code, line):
+        """featpool refuses without allocating: its peak RSS stays under RSS_LIMIT."""
+        got, _, err, rss = run_measured(*args)
+        self.assertEqual((got, err), (code, line))
+        self.assertLess(rss, RSS_LIMIT, f"peak RSS {rss >> 20} MiB")
+
+
+def needs_root(reason):
+    return unittest.skipUnless(IS_ROOT, f"needs root: {reason}")
+
+
+class NpyHeaders(Case):
+    """Malformed NPY files: refused from the header, before any data is read."""
+
+    def test_empty_file(self):
+        x = self.make("empty.npy", b"")
+        self.assert_refused(x, x, "empty file")
+
+    def test_truncated_header(self):
+        whole = bad_files.npy_bytes(np.zeros((2, 3, 4, 4), np.float32))
+        x = self.make("cut.npy", whole[:40])
+        self.assert_refused(x, x, "truncated header: expected "
+                                  f"{bad_files.npy_header_length(whole)} bytes, file has 30")
+
+    def test_truncated_data(self):
+        whole = bad_files.npy_bytes(np.zeros((2, 3, 4, 4), np.float32))
+        x = self.make("cut.npy", whole[:200])
+        self.assert_refused(x, x, "truncated data: header says 384 bytes, file has 72")
+
+    def test_wrong_magic(self):
+        whole = bad_files.npy_bytes(np.zeros((2, 3, 4, 4), np.float32))
+        x = self.make("magic.npy", b"\x93NUMPX" + whole[6:])
+        self.assert_refused(x, x, "not an NPY file (bad magic)")
+
+    def test_unknown_version(self):
+        whole = bad_files.npy_bytes(np.zeros((2, 3, 4, 4), np.float32))
+        x = self.make("v9.npy", whole[:6] + b"\x09\x00" + whole[8:])
+        self.assert_refused(x, x, "unsupported NPY format version 9.0")
+
+    def test_header_over_the_size_limit(self):
+        x = self.make("long.npy", bad_files.NPY_MAGIC + b"\x02\x00" +
+                      (20000).to_bytes(4, "little") + b" " * 100)
+        self.assert_refused(x, x, "header is 20000 bytes, over numpy's limit of 10000")
+
+    def test_header_that_is_not_a_dict(self):
+        x = self.make("list.npy", bad_files.npy_with_header("[1, 2, 3]", bytes(16)))
+        self.assert_refused(x, x, "malformed header: not a dict")
+
+    def test_negative_dimension(self):
+        x = self.make("neg.npy", bad_files.npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3, 4, 4), }", bytes(16)))
+        self.assert_refused(x, x, "negative dimension -3 in shape")
+
+    def test_dimension_past_64_bits(self):
+        x = self.make("wide.npy", bad_files.npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999, 4), }"))
+        self.assert_refused(x, x, "dimension 99999999999999999999999 in shape is too large")
+
+    def test_shape_whose_size_overflows(self):
+        # 10^20 elements, claimed by a 128-byte file.
+        x = self.make("huge.npy", bad_files.npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (10000000000, 10000000000), }"))
+        self.assertLess(os.path.getsize(x), 200)
+        self.assert_refused(x, f"{x}:huge", "shape is too large: its size overflows 64 bits")
+
+    def test_absurd_shape_that_fits_64_bits(self):
+        # 10^15 bytes promised, 64 present: refused on the header, nothing allocated.
+        x = self.make("absurd.npy", bad_files.npy_with_header(
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (100000, 100000, 100000), }",
+            bytes(64)))
+        self.assert_refused(x, x, "truncated data: header says 1000000000000000 bytes, file has 64")
+
+    def test_unknown_dtype_string(self):
+        x = self.make("f3.npy", bad_files.npy_with_header(
+            "{'descr': '<f3', 'fortran_order': False, 'shape': (2, 3, 4, 4), }", bytes(96)))
+        self.assert_refused(x, x, "unsupported dtype '<f3'")
+
+
+class Dtypes(Case):
+    """Non-numeric tensors are listed (`numeric: false`); pooling one named explicitly
+    is an error, as SPEC says; in a selection (a directory) it is skipped."""
+
+    def assert_listed_never_pooled(self, name, array, dtype_string):
+        x = self.make_npy(name, array)
+        code, out, err = run("inspect", "--json", x)
+        self.assertEqual((code, err), (0, ""))
+        record = json.loads(out)[0]
+        self.assertEqual((record["dtype"], record["numeric"]), (dtype_string, False))
+        stem = name[:-4]
+        reason = f"dtype {dtype_string} is not numeric"
+        code, out, err = run("pool", x, "-o", self.path("out", "o.npy"))
+        self.assertEqual((code, err), (1, f"featpool: error: {x}:{stem}: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        code, out, err = run("pool", self.dir, "-o", self.path("out", "o.h5"), "--name", stem)
+        self.assertEqual((code, err), (0, ""))
+        self.assert_pool_report(out, x, reason, status="skipped",
+                                totals="0 ok, 1 skipped, 0 failed")
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_object_pickle(self):
+        array = np.array([{"a": 1}, None, 3, "x"], dtype=object).reshape(1, 1, 2, 2)
+        self.assert_listed_never_pooled("obj.npy", array, "object")
+
+    def test_structured(self):
+        array = np.zeros((2, 3, 4, 4), dtype=[("x", "<f4"), ("y", "<i4")])
+        self.assert_listed_never_pooled("rec.npy", array, "[('x', '<f4'), ('y', '<i4')]")
+
+    def test_unicode(self):
+        array = np.array(["ab", "cd", "ef", "gh"]).reshape(1, 1, 2, 2)
+        self.assert_listed_never_pooled("text.npy", array, "<U2")
+
+    def test_complex(self):
+        self.assert_listed_never_pooled("cplx.npy", np.zeros((2, 3, 4, 4), np.complex64),
+                                        "complex64")
+
+
+class Npz(Case):
+    def tensor(self):
+        return np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+
+    def test_zip_that_is_not_npz(self):
+        # numpy's np.load takes it (a member that is no NPY is raw bytes), so inspect
+        # lists no tensor; pooling a file that holds none is an error.
+        x = self.make("notes.npz", bad_files.zip_with({"readme.txt": b"hello"}))
+        code, out, err = run("inspect", x)
+        self.assertEqual((code, out, err), (0, b"", ""))
+        reason = "no tensors in the file: nothing to pool"
+        code, out, err = run("pool", x, "-o", self.path("out", "o.npy"))
+        self.assertEqual((code, err), (1, f"featpool: error: {x}: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_npz_that_is_not_a_zip(self):
+        x = self.make("gz.npz", b"\x1f\x8b\x08\x00" + bytes(60))
+        self.assert_refused(x, x, "not an NPZ file (no zip signature)")
+
+    def test_truncated_zip(self):
+        whole = bad_files.zip_with({"act.npy": bad_files.npy_bytes(self.tensor())})
+        x = self.make("cut.npz", whole[: len(whole) // 2])
+        self.assert_refused(x, x, "truncated zip archive: the central directory at its end is "
+                                  "missing")
+
+    def test_member_that_is_not_npy(self):
+        x = self.make("bad.npz", bad_files.zip_with({"act.npy": b"no NPY data in here, sorry"}))
+        self.assert_refused(x, f"{x}:act", "not an NPY file (bad magic)")
+
+    def test_member_shorter_than_its_npy_header(self):
+        data = bad_files.npy_bytes(self.tensor())
+        x = self.make("short.npz", bad_files.zip_with({"act.npy": data[:-100]}))
+        self.assert_refused(x, f"{x}:act", "truncated data: header says 384 bytes, file has 284")
+
+    def test_zip_directory_claims_less_than_the_npy_header(self):
+        data = bad_files.npy_bytes(self.tensor())
+        x = self.make("less.npz", bad_files.zip_claiming_size(data, -8))
+        self.assert_refused(x, f"{x}:act", "truncated data: header says 384 bytes, file has 376")
+
+    def test_zip_directory_claims_more_than_the_member_holds(self):
+        data = bad_files.npy_bytes(self.tensor())
+        x = self.make("more.npz", bad_files.zip_claiming_size(data, 1000))
+        self.assert_refused(x, f"{x}:act", "damaged zip archive: the member holds 512 bytes, the "
+                                           "zip directory says 1512", inspect_lists=True)
+
+    def test_zip_bomb_is_streamed_in_bounded_memory(self):
+        shape = (32, 256, 64, 64)  # 128 MiB of zeros in a file of about 130 KB
+        x = self.path("bomb.npz")
+        bad_files.write_zip_bomb(x, shape)
+        self.remember(x)
+        self.assertLess(os.path.getsize(x), 1 << 20)
+        out = self.path("out", "o.npy")
+        code, _, err, rss = run_measured("pool", x, "-o", out, "-q")
+        self.assertEqual((code, err), (0, ""))
+        self.assertLess(rss, RSS_LIMIT, f"peak RSS {rss >> 20} MiB")
+        np.testing.assert_array_equal(np.load(out), np.zeros((32, 256, 1, 1), np.float32))
+        self.assertEqual(os.listdir(self.out), ["o.npy"])
+        self.assert_inputs_untouched()
+
+
+class Hdf5(Case):
+    def tensor(self):
+        return np.arange(2 * 8 * 16 * 16, dtype=np.float32).reshape(2, 8, 16, 16)
+
+    def test_filter_that_is_not_available_blosc(self):
+        x = self.path("blosc.h5")
+        bad_files.write_hdf5_with_filter(x, self.tensor(), 32001, (2, 2, 4, 0, 4, 1, 1))
+        self.remember(x)
+        self.assert_refused(f"{x}:/act", f"{x}:/act", "filter 32001 is not available",
+                            inspect_lists=True)
+
+    def test_filter_that_is_not_available_bzip2(self):
+        x = self.path("bzip2.h5")
+        bad_files.write_hdf5_with_filter(x, self.tensor(), 307, (9,))
+        self.remember(x)
+        self.assert_refused(f"{x}:/act", f"{x}:/act", "filter 307 is not available",
+                            inspect_lists=True)
+
+    def test_corrupt_gzip_chunk(self):
+        x = self.path("corrupt.h5")
+        bad_files.write_hdf5_with_corrupt_chunk(x, self.tensor())
+        self.remember(x)
+        for args in (["inspect", "--stats", x], ["pool", x, "-o", self.path("out", "o.npy")]):
+            code, out, err = run(*args)
+            self.assertEqual(code, 1)
+            self.assert_one_error_line(err, f"{x}:/act: corrupt chunk (0, 0, 0, 0): ")
+        self.assert_pool_report(out, f"{x}:/act", err.rsplit(": ", 1)[1].rstrip("\n"))
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_zero_length_spatial_axis(self):
+        x = self.path("zero.h5")
+        with h5py.File(x, "w") as f:
+            f.create_dataset("act", shape=(2, 8, 0, 16), dtype="f4")
+        self.remember(x)
+        code, out, err = run("inspect", "--stats", x)
+        self.assertEqual((code, err), (0, ""))
+        self.assertRegex(report_lines(out)[1], r"\(2, 8, 0, 16\)\s+float32\s+little\s+C\s+0 ")
+        reason = "spatial axis H has length 0"
+        code, out, err = run("pool", x, "-o", self.path("out", "o.npy"))
+        self.assertEqual((code, err), (1, f"featpool: error: {x}:/act: {reason}\n"))
+        self.assert_pool_report(out, f"{x}:/act", reason)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_zero_length_batch_gives_an_empty_output(self):
+        x = self.path("nobatch.h5")
+        with h5py.File(x, "w") as f:
+            f.create_dataset("act", shape=(0, 8, 16, 16), dtype="f4")
+        self.remember(x)
+        out = self.path("out", "o.npy")
+        code, _, err = run("pool", x, "-o", out, "-q")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(np.load(out).shape, (0, 8, 1, 1))
+        self.assert_inputs_untouched()
+
+    def test_truncated_file(self):
+        whole = Path(SAMPLES, "feats.h5").read_bytes()
+        x = self.make("cut.h5", whole[:60000])
+        for args in (["inspect", x], ["pool", x, "-o", self.path("out", "o.h5")]):
+            code, out, err = run(*args)
+            self.assertEqual(code, 1)
+            self.assert_one_error_line(err, f"{x}: truncated file")
+        self.assertEqual(report_lines(out)[-1], "0 ok, 0 skipped, 1 failed")
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_not_hdf5_with_an_h5_extension(self):
+        x = self.make("text.h5", b"a text file, not HDF5\n")
+        self.assert_refused(x, x, "not an HDF5 file")
+
+
+class Paths(Case):
+    def test_directory_given_as_a_file(self):
+        os.mkdir(self.path("folder.h5"))
+        self.assert_refused(self.path("folder.h5") + ":act", self.path("folder.h5"),
+                            "Is a directory")
+
+    def test_symlink_loop(self):
+        os.symlink("loop.npy", self.path("loop.npy"))
+        self.assert_refused(self.path("loop.npy"), self.path("loop.npy"),
+                            "Too many levels of symbolic links")
+
+    def test_path_over_path_max(self):
+        x = self.path(*(["d" * 200] * 21), "x.npy")
+        self.assertGreater(len(x), PATH_MAX)
+        self.assert_refused(x, x, "File name too long")
+
+    def test_non_utf8_file_names(self):
+        # Linux names are bytes: JSON shows a byte that is not UTF-8 as U+FFFD.
+        folder = os.fsencode(self.path("in"))
+        name = os.path.join(folder, b"act\xff\xfe.npy")
+        os.mkdir(folder)
+        Path(os.fsdecode(name)).write_bytes(bad_files.npy_bytes(np.ones((1, 2, 3, 3), np.float32)))
+        self.remember(os.fsdecode(name))
+        shown = os.fsdecode(folder) + "/act\ufffd\ufffd.npy"
+        code, out, err = run("inspect", "--json", os.fsdecode(name))
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(json.loads(out)[0]["file"], shown)
+        code, out, err = run("pool", os.fsdecode(folder), "-o", self.path("out") + "/",
+                             "--report", "-", "--report-format", "json")
+        self.assertEqual((code, err), (0, ""))
+        record = json.loads(out)["tensors"][0]
+        self.assertEqual((record["file"], record["status"]), (shown, "ok"))
+        code, out, err = run("inspect", os.fsdecode(name))
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn(name, out)  # text keeps the bytes as they are
+        self.assertEqual(os.listdir(os.fsencode(self.out)), [b"act\xff\xfe.npy"])
+        self.assert_inputs_untouched()
+
+    def test_names_at_name_max(self):
+        # A 255-byte input name, and outputs whose temporary names would pass the limit.
+        x = self.make_npy("i" * (NAME_MAX - 4) + ".npy")
+        code, out, err = run("inspect", x)
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn(x.encode(), out)
+        code, _, err = run("pool", x, "-o", self.path("out") + "/", "-q")
+        self.assertEqual((code, err), (0, ""))
+        target = self.path("out", "o" * (NAME_MAX - 4) + ".npy")
+        code, _, err = run("pool", x, "-o", target, "-q")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(sorted(os.listdir(self.out)),
+                         sorted([os.path.basename(x), os.path.basename(target)]))
+        self.assert_inputs_untouched()
+
+    def test_output_name_over_name_max(self):
+        x = self.make_npy("x.npy")
+        target = self.path("out", "o" * (NAME_MAX - 3) + ".npy")
+        code, out, err = run("pool", x, "-o", target)
+        reason = "cannot create the output: File name too long"
+        self.assertEqual((code, err), (1, f"featpool: error: {target}: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_paths_near_path_max(self):
+        folder = self.path(*(["d" * 200] * 19))
+        os.makedirs(folder)
+        x = self.make_npy(os.path.join(folder, "x" * (PATH_MAX - 20 - len(folder)) + ".npy"))
+        self.assertGreater(len(x), PATH_MAX - 25)
+        code, out, err = run("inspect", x)
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn(x.encode(), out)
+        target = os.path.join(folder, "o.npy")
+        code, _, err = run("pool", x, "-o", target, "-q")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(np.load(target).shape, (2, 3, 1, 1))
+        self.assert_inputs_untouched()
+
+    def test_output_folder_that_does_not_exist(self):
+        x = self.make_npy("x.npy")
+        target = self.path("out", "missing", "o.npy")
+        reason = "cannot create the output: No such file or directory"
+        code, out, err = run("pool", x, "-o", target)
+        self.assertEqual((code, err), (1, f"featpool: error: {target}: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assert_nothing_in(self.out)
+
+
+@needs_root("it drops to user nobody, for whom permissions count (root ignores them)")
+class Permissions(Case):
+    """featpool runs as nobody, from a copy beside its modules that nobody can reach."""
+
+    def setUp(self):
+        super().setUp()
+        bin_dir = self.path("bin")
+        os.mkdir(bin_dir)
+        for name in os.listdir(os.path.dirname(FEATPOOL)):
+            if name == "featpool" or (name.startswith("featpool_") and name.endswith(".so")):
+                shutil.copy(os.path.join(os.path.dirname(FEATPOOL), name), bin_dir)
+        self.featpool = os.path.join(bin_dir, "featpool")
+
+    def run_as_nobody(self, *args):
+        done = subprocess.run([*UNPRIVILEGED, self.featpool, *args], capture_output=True,
+                              timeout=60, cwd="/")
+        return done.returncode, done.stdout, done.stderr.decode()
+
+    def assert_refused_to_nobody(self, reference, where, reason, output):
+        line = f"featpool: error: {where}: {reason}\n"
+        code, out, err = self.run_as_nobody("inspect", reference)
+        self.assertEqual((code, out, err), (1, b"", line))
+        code, out, err = self.run_as_nobody("pool", reference, "-o", output)
+        self.assertEqual((code, err), (1, line))
+        self.assertEqual(report_lines(out)[-1], "0 ok, 0 skipped, 1 failed")
+        self.assertTrue(report_lines(out)[1].endswith(reason))
+        self.assert_inputs_untouched()
+
+    def writable_out(self):
+        os.chmod(self.out, 0o777)
+        return self.path("out", "o.npy")
+
+    def test_unreadable_file(self):
+        x = self.make_npy("secret.npy")
+        os.chmod(x, 0)
+        self.assert_refused_to_nobody(x, x, "Permission denied", self.writable_out())
+        self.assert_nothing_in(self.out)
+
+    def test_folder_that_may_not_be_searched(self):
+        x = self.make_npy("locked/x.npy")
+        os.chmod(self.path("locked"), 0o700)
+        self.assert_refused_to_nobody(x, x, "Permission denied", self.writable_out())
+        self.assert_nothing_in(self.out)
+
+    def test_folder_that_may_not_be_listed(self):
+        self.make_npy("hidden/x.npy")
+        os.chmod(self.path("hidden"), 0o711)
+        folder = self.path("hidden")
+        self.assert_refused_to_nobody(folder, folder, "cannot list the directory: Permission "
+                                                      "denied", self.writable_out())
+        self.assert_nothing_in(self.out)
+
+    def test_output_folder_not_writable(self):
+        x = self.make_npy("x.npy")
+        target = self.path("out", "o.npy")
+        reason = "cannot create the output: Permission denied"
+        code, out, err = self.run_as_nobody("pool", x, "-o", target)
+        self.assertEqual((code, err), (1, f"featpool: error: {target}: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+
+class Streams(Case):
+    def test_fifo_without_a_writer(self):
+        # SPEC's 10-second rule; inspect and pool wait side by side.
+        fifo = self.path("feed.npy")
+        os.mkfifo(fifo)
+        start = time.monotonic()
+        procs = [subprocess.Popen([FEATPOOL, *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+                 for args in (["inspect", fifo], ["pool", fifo, "-o", self.path("out", "o.npy")])]
+        results = [(p.communicate(timeout=30), p.returncode) for p in procs]
+        results = [(code, out, err) for (out, err), code in results]
+        self.assertLess(time.monotonic() - start, 20)
+        reason = "no data arrived on the FIFO within 10 seconds"
+        for code, _, err in results:
+            self.assertEqual((code, err.decode()), (1, f"featpool: error: {fifo}: {reason}\n"))
+        self.assertEqual(results[0][1], b"")
+        self.assert_pool_report(results[1][1], fifo, reason)
+        self.assert_nothing_in(self.out)
+
+    def test_ctrl_c_while_waiting_on_a_fifo(self):
+        fifo = self.path("feed.npy")
+        os.mkfifo(fifo)
+        proc = subprocess.Popen([FEATPOOL, "pool", fifo, "-o", self.path("out", "o.npy")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.wait_until_open(proc.pid, fifo)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        self.assertLess(time.monotonic() - start, 2)
+        self.assertEqual((proc.returncode, out, err), (130, b"", b""))
+        self.assert_nothing_in(self.out)
+
+    def test_dev_zero_as_a_file(self):
+        self.assert_refused("/dev/zero", "/dev/zero", "not an NPY, NPZ or HDF5 file")
+
+    def test_dev_zero_on_standard_input(self):
+        with open("/dev/zero", "rb") as zeros:
+            code, out, err = run("inspect", "--stats", "-", stdin=zeros, timeout=20)
+        self.assertEqual((code, out, err),
+                         (1, b"", "featpool: error: -:stdin: not an NPY file (bad magic)\n"))
+
+    def test_truncated_stream_on_standard_input(self):
+        data = bad_files.npy_bytes(np.zeros((2, 3, 4, 4), np.float32))[:300]
+        reason = "truncated data: header says 384 bytes, file has 172"
+        code, out, err = run("pool", "-", "-o", self.path("out", "o.npy"), input_bytes=data)
+        self.assertEqual((code, err), (1, f"featpool: error: -:stdin: {reason}\n"))
+        self.assert_pool_report(out, "-", reason)
+        self.assert_nothing_in(self.out)
+
+    def test_standard_input_that_is_a_terminal(self):
+        leader, follower = os.openpty()
+        try:
+            code, out, err = run("inspect", "-", stdin=follower, timeout=20)
+        finally:
+            os.close(leader)
+            os.close(follower)
+        self.assertEqual((code, out, err), (1, b"", "featpool: error: -: standard input is a "
+                                                    "terminal: pipe an NPY stream into it\n"))
+
+    def test_fifo_with_a_writer_is_read_as_a_stream(self):
+        # bash's <(zcat x.npy.gz): a FIFO in /dev/fd, fed by another process.
+        array = np.arange(2 * 8 * 5 * 5, dtype=np.float32).reshape(2, 8, 5, 5)
+        x = self.make_npy("x.npy", array)
+        subprocess.run(["gzip", "-k", x], check=True)
+        out = self.path("out", "o.npy")
+        command = f'"{FEATPOOL}" pool <(zcat "{x}.gz") -o "{out}" -q'
+        done = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60)
+        self.assertEqual((done.returncode, done.stderr), (0, b""))
+        np.testing.assert_array_equal(np.load(out), array.mean(axis=(2, 3), keepdims=True))
+        self.assert_inputs_untouched()
+
+    def test_input_that_shrinks_while_being_read(self):
+        # Truncated to half once featpool has read 8 MiB of it: a clean error, or (when it
+        # read everything first) the whole correct result; never a wrong result with 0.
+        array = (np.arange(8 * 256 * 128 * 128, dtype=np.int64) % 1021).astype(np.float32)
+        array = array.reshape(8, 256, 128, 128)
+        x = self.path("big.npy")
+        np.save(x, array)
+        out = self.path("out", "o.npy")
+        proc = subprocess.Popen([FEATPOOL, "pool", x, "-o", out, "-q"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        while proc.poll() is None and self.bytes_read(proc.pid) < 8 << 20:
+            time.sleep(0.0005)
+        os.truncate(x, os.path.getsize(x) // 2)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            expected = array.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+            np.testing.assert_array_equal(np.load(out), expected.astype(np.float32))
+        else:
+            self.assertEqual(proc.returncode, 1)
+            self.assert_one_error_line(err.decode(), f"{x}:big: truncated data")
+            self.assert_nothing_in(self.out)
+
+    def wait_until_open(self, pid, path):
+        """Waits until process `pid` holds `path` open (it is then waiting on it)."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in fds):
+                    return
+            except OSError:
+                pass  # an fd closed between listing and reading it
+            self.assertLess(time.monotonic(), deadline, f"{path} was never opened")
+            time.sleep(0.01)
+
+    @staticmethod
+    def bytes_read(pid):
+        try:
+            for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass  # exited meanwhile
+        return 0
+
+
+class Outputs(Case):
+    def test_output_is_an_input_through_a_symlink(self):
+        x = self.make_npy("x.npy")
+        os.symlink(x, self.path("out", "link.npy"))
+        target = self.path("out", "link.npy")
+        reason = f"output {target} is one of the inputs"
+        code, out, err = run("pool", x, "-o", target, "--force")
+        self.assertEqual((code, err), (1, f"featpool: error: {x}:x: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assertTrue(os.path.islink(target))
+        self.assertEqual(os.listdir(self.out), ["link.npy"])
+        self.assert_inputs_untouched()
+
+    def test_output_is_an_input_through_a_hard_link(self):
+        x = self.make_npy("x.npy")
+        target = self.path("out", "hard.npy")
+        os.link(x, target)
+        reason = f"output {target} is one of the inputs"
+        code, out, err = run("pool", x, "-o", target, "--force")
+        self.assertEqual((code, err), (1, f"featpool: error: {x}:x: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assertEqual(os.listdir(self.out), ["hard.npy"])
+        self.assert_inputs_untouched()
+
+    def test_report_that_would_replace_an_input(self):
+        x = self.make_npy("x.npy")
+        code, out, err = run("pool", x, "-o", self.path("out", "o.npy"), "--report", x)
+        self.assertEqual((code, out, err),
+                         (1, b"", f"featpool: error: {x}: the report would replace one of the "
+                                  "inputs\n"))
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_report_that_would_replace_the_output(self):
+        x = self.make_npy("x.npy")
+        target = self.path("out", "o.npy")
+        code, out, err = run("pool", x, "-o", target, "--report", target)
+        self.assertEqual((code, out, err),
+                         (1, b"", f"featpool: error: {target}: the report would replace the "
+                                  "pooled output\n"))
+        self.assert_nothing_in(self.out)
+
+    @needs_root("it makes a device node")
+    def test_report_to_a_device_is_written_through_never_replaced(self):
+        x = self.make_npy("x.npy")
+        full = self.path("full")
+        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # a /dev/full of its own
+        target = self.path("out", "o.npy")
+        code, out, err = run("pool", x, "-o", target, "--report", full)
+        self.assertEqual((code, out, err),
+                         (1, b"", f"featpool: error: {full}: cannot write: No space left on "
+                                  "device\n"))
+        self.assertTrue(stat.S_ISCHR(os.lstat(full).st_mode))
+        self.assertFalse([n for n in os.listdir(self.dir) if TEMPORARY_MARKER in n])
+        self.assert_inputs_untouched()
+
+    def test_report_to_a_fifo(self):
+        x = self.make_npy("x.npy")
+        fifo = self.path("report.fifo")
+        os.mkfifo(fifo)
+        code, out, err = run("pool", x, "-o", self.path("out", "o.npy"), "--report", fifo)
+        self.assertEqual((code, out, err),
+                         (1, b"", f"featpool: error: {fifo}: cannot write: nothing reads the "
+                                  "FIFO\n"))
+        # Opened for reading and writing, a FIFO opens at once and never reports an end.
+        reader = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        try:
+            code, out, err = run("pool", x, "-o", self.path("out", "o.npy"), "--report", fifo,
+                                 "--force")
+            self.assertEqual((code, out, err), (0, b"", ""))
+            self.assertIn(b"1 ok, 0 skipped, 0 failed\n", os.read(reader, 65536))
+        finally:
+            os.close(reader)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assert_inputs_untouched()
+
+    def test_standard_output_on_a_full_disk(self):
+        x = self.make_npy("x.npy")
+        line = "featpool: error: -: cannot write: No space left on device\n"
+        with open("/dev/full", "wb") as full:
+            for args in (["inspect", x], ["inspect", "--json", x], ["pool", x, "-o", "-", "-q"]):
+                code, err = self.run_to(full, *args)
+                self.assertEqual((code, err), (1, line), args)
+            # The pooled file is whole; its report to stdout was lost, so the run failed.
+            code, err = self.run_to(full, "pool", x, "-o", self.path("out", "o.npy"))
+        self.assertEqual((code, err), (1, line))
+        self.assertEqual(np.load(self.path("out", "o.npy")).shape, (2, 3, 1, 1))
+        self.assert_inputs_untouched()
+
+    def test_output_that_is_a_device(self):
+        x = self.make_npy("x.npy")
+        code, out, err = run("pool", x, "-o", "/dev/full")
+        self.assertEqual((code, out, err),
+                         (2, b"", "featpool: error: -o: '/dev/full': unknown output extension; "
+                                  "use .npy, .npz, .h5, .hdf5, a directory or -; see 'featpool "
+                                  "pool --help'\n"))
+        self.assertTrue(stat.S_ISCHR(os.stat("/dev/full").st_mode))
+        self.assert_inputs_untouched()
+
+    def test_output_that_is_a_symlink_to_a_device(self):
+        # Refused as existing; with --force the link, not the device, is replaced.
+        x = self.make_npy("x.npy")
+        link = self.path("out", "o.npy")
+        os.symlink("/dev/full", link)
+        reason = f"output {link} exists; pass --force to overwrite it"
+        code, out, err = run("pool", x, "-o", link)
+        self.assertEqual((code, err), (1, f"featpool: error: {x}:x: {reason}\n"))
+        self.assert_pool_report(out, x, reason)
+        self.assertTrue(os.path.islink(link))
+        code, _, err = run("pool", x, "-o", link, "--force", "-q")
+        self.assertEqual((code, err), (0, ""))
+        self.assertFalse(os.path.islink(link))
+        self.assertEqual(np.load(link).shape, (2, 3, 1, 1))
+        self.assertTrue(stat.S_ISCHR(os.stat("/dev/full").st_mode))
+        self.assertEqual(os.listdir(self.out), ["o.npy"])
+        self.assert_inputs_untouched()
+
+    @staticmethod
+    def run_to(stdout, *args):
+        done = subprocess.run([FEATPOOL, *args], stdout=stdout, stderr=subprocess.PIPE,
+                              timeout=60)
+        return done.returncode, done.stderr.decode()
+
+    @needs_root("it mounts a read-only tmpfs")
+    def test_read_only_folder(self):
+        x = self.make_npy("x.npy")
+        with mounted(self.out, "ro,size=1m"):
+            cases = [(self.path("out", "o.npy"), "o.npy", "cannot create the output"),
+                     (self.path("out", "o.h5"), "o.h5", "cannot create the output"),
+                     (self.path("out", "sub") + "/", "sub/x.npy", "cannot create its folder")]
+            for output, where, what in cases:
+                reason = f"{what}: Read-only file system"
+                code, out, err = run("pool", x, "-o", output)
+                self.assertEqual((code, err),
+                                 (1, f"featpool: error: {self.path('out', where)}: {reason}\n"))
+                self.assert_pool_report(out, x, reason)
+            # The report is an output too.
+            report = self.path("out", "r.txt")
+            code, out, err = run("pool", x, "-o", self.path("o.npy"), "--report", report)
+            self.assertEqual((code, out, err),
+                             (1, b"", f"featpool: error: {report}: cannot create the output: "
+                                      "Read-only file system\n"))
+            self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    @needs_root("it mounts a small tmpfs")
+    def test_small_disk_that_fills_up(self):
+        x = self.make_npy("big.npy", np.ones((4, 64, 32, 32), np.float32))  # 1 MiB
+        with mounted(self.out, "size=64k"):
+            for output, where in (("o.npy", "o.npy"), ("o.h5", "o.h5:/big"), ("o.npz", "o.npz"),
+                                  ("mirror/", "mirror/big.npy")):
+                code, out, err = run("pool", x, "-o", self.path("out", output), "--size", "32")
+                self.assertEqual(code, 1, output)
+                self.assert_one_error_line(err, f"{self.path('out', where)}: ",
+                                           "No space left on device")
+                self.assertEqual(report_lines(out)[-1], "0 ok, 0 skipped, 1 failed")
+                leftovers = [n for n in os.listdir(self.out) if n != "mirror"]
+                self.assertEqual(leftovers, [], output)
+            # A mirrored output's folder is made before the disk fills, and stays.
+            self.assert_nothing_in(self.path("out", "mirror"))
+        self.assert_inputs_untouched()
+
+
+class mounted:
+    """A tmpfs mounted on `where` with `options` for the block, always unmounted after."""
+
+    def __init__(self, where, options):
+        self.where, self.options = where, options
+
+    def __enter__(self):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", self.options, "tmpfs", self.where],
+                       check=True)
+
+    def __exit__(self, *failure):
+        subprocess.run(["umount", self.where], check=True)
+
+
+class Interruptions(Case):
+    """A tensor fed half-way through a FIFO keeps featpool mid-write: the temporary file
+    of its output exists before any data is read, and stays while featpool waits."""
+
+    def start_half_fed(self, name, out, array, *flags):
+        """Starts `pool FIFO -o OUT` with half of `array` in the FIFO called `name`;
+        returns the process, the FIFO's writer and the bytes still to write."""
+        fifo = self.path(name)
+        os.mkfifo(fifo)
+        proc = subprocess.Popen([FEATPOOL, "pool", fifo, "-o", out, *flags],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        writer = open(fifo, "wb")
+        data = bad_files.npy_bytes(array)
+        writer.write(data[: len(data) // 2])
+        writer.flush()
+        self.wait_for_temporary(out)
+        return proc, writer, data[len(data) // 2:]
+
+    def temporaries(self):
+        return [n for n in os.listdir(self.out) if TEMPORARY_MARKER in n]
+
+    def wait_for_temporary(self, out):
+        prefix = "." + os.path.basename(out) + TEMPORARY_MARKER
+        deadline = time.monotonic() + 10
+        while not any(n.startswith(prefix) for n in os.listdir(self.out)):
+            self.assertLess(time.monotonic(), deadline, "featpool never started writing")
+            time.sleep(0.01)
+
+    def tensor(self, value=1):
+        return np.full((16, 64, 32, 32), value, np.float32)
+
+    def assert_stopped_by(self, sig, code):
+        proc, writer, _ = self.start_half_fed("feed.npy", self.path("out", "o.npy"),
+                                              self.tensor())
+        proc.send_signal(sig)
+        stdout, err = proc.communicate(timeout=30)
+        writer.close()
+        self.assertEqual((proc.returncode, err), (code, b""))
+        self.assert_pool_report(stdout, self.path("feed.npy"), "not written: interrupted",
+                                status="skipped", totals="0 ok, 1 skipped, 0 failed")
+        self.assert_nothing_in(self.out)
+
+    def test_sigint_mid_write(self):
+        self.assert_stopped_by(signal.SIGINT, 130)
+
+    def test_sigterm_mid_write(self):
+        self.assert_stopped_by(signal.SIGTERM, 143)
+
+    def test_sigkill_mid_write(self):
+        out = self.path("out", "o.npy")
+        proc, writer, _ = self.start_half_fed("feed.npy", out, self.tensor())
+        proc.kill()
+        proc.communicate(timeout=30)
+        writer.close()
+        # Only the temporary file remains: hidden, never under the target's name, never
+        # taken for an input, and in nobody's way when the run is done again.
+        leftovers = self.temporaries()
+        self.assertEqual(len(leftovers), 1)
+        self.assertRegex(leftovers[0], r"^\.o\.npy\.featpool-tmp-[A-Za-z0-9]{6}$")
+        self.assertFalse(os.path.exists(out))
+        code, listed, err = run("inspect", self.out)
+        self.assertEqual((code, listed, err), (0, b"", ""))
+        code, _, err = run("pool", self.make_npy("x.npy"), "-o", out, "-q")
+        self.assertEqual((code, err), (0, ""))
+
+    def test_two_processes_writing_one_output(self):
+        # Both are mid-write at once; the one that finishes second finds the output
+        # there and leaves it: one whole file, and an "exists" error.
+        out = self.path("out", "o.npy")
+        first, first_writer, first_rest = self.start_half_fed("a.npy", out, self.tensor(1), "-q")
+        second, second_writer, second_rest = self.start_half_fed("b.npy", out, self.tensor(2),
+                                                                 "-q")
+        self.assertEqual(len(self.temporaries()), 2)
+        first_writer.write(first_rest)
+        first_writer.close()
+        self.assertEqual(first.wait(timeout=30), 0)
+        second_writer.write(second_rest)
+        second_writer.close()
+        _, err = second.communicate(timeout=30)
+        self.assertEqual((second.returncode, err.decode()),
+                         (1, f"featpool: error: {out}: exists now (another process wrote it "
+                             "meanwhile); pass --force to overwrite it\n"))
+        np.testing.assert_array_equal(np.load(out), np.ones((16, 64, 1, 1), np.float32))
+        self.assertEqual(os.listdir(self.out), ["o.npy"])
+
+    def test_two_processes_writing_one_output_with_force(self):
+        # With --force the later one replaces the output, whole.
+        out = self.path("out", "o.npy")
+        first, first_writer, first_rest = self.start_half_fed("a.npy", out, self.tensor(1), "-q",
+                                                              "--force")
+        second, second_writer, second_rest = self.start_half_fed("b.npy", out, self.tensor(2),
+                                                                 "-q", "--force")
+        for proc, writer, rest in ((first, first_writer, first_rest),
+                                   (second, second_writer, second_rest)):
+            writer.write(rest)
+            writer.close()
+            self.assertEqual(proc.wait(timeout=30), 0)
+        np.testing.assert_array_equal(np.load(out), np.full((16, 64, 1, 1), 2, np.float32))
+        self.assertEqual(os.listdir(self.out), ["o.npy"])
+
+
+class ResourceBounds(Case):
+    def test_huge_shape_claim_is_refused_in_little_memory(self):
+        x = self.make("huge.npy", bad_files.npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (10000000000, 10000000000), }"))
+        line = f"featpool: error: {x}:huge: shape is too large: its size overflows 64 bits\n"
+        self.assert_stays_small(["inspect", "--stats", x], 1, line)
+        self.assert_stays_small(["pool", x, "-o", self.path("out", "o.npy"), "-q"], 1, line)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+    def test_size_past_the_4_gib_cap_is_refused_before_allocation(self):
+        x = self.make_npy("x.npy")
+        line = (f"featpool: error: {x}:x: the pooled output would be 117600000000 bytes, over "
+                "the 4 GiB limit\n")
+        self.assert_stays_small(["pool", x, "-o", self.path("out", "o.npy"), "--size", "70000",
+                                 "-q"], 1, line)
+        self.assert_nothing_in(self.out)
+        self.assert_inputs_untouched()
+
+
+def main():
+    global FEATPOOL, SAMPLES
+    FEATPOOL, SAMPLES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    result = unittest.main(argv=sys.argv[:1], exit=False, verbosity=1).result
+    failed = len(result.failures) + len(result.errors)
+    print(f"bad_inputs_test: {result.testsRun - failed - len(result.skipped)} passed, "
+          f"{len(result.skipped)} skipped, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
