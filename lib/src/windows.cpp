@@ -5,6 +5,9 @@
 namespace featpool {
 namespace {
 
+// GCC's 128-bit integer, which ISO C++ lacks (hence __extension__).
+__extension__ typedef unsigned __int128 wide;
+
 // PyTorch's start_index and end_index (aten/src/ATen/native/AdaptivePooling.h),
 // written to avoid overflowing i·L: floor(i·L/S) = (i/S)·L + ((i%S)·L)/S.
 std::uint64_t window_start(std::uint64_t i, std::uint64_t out, std::uint64_t in) {
@@ -39,12 +42,10 @@ axis_windows plan_axis(std::uint64_t input_length, std::uint64_t output_length) 
 // when o < (x+1)·S/L. The products are taken in 128 bits: x·S can pass
 // 2^64 for a long axis pooled to a large size.
 std::uint64_t axis_windows::first_window(std::uint64_t x) const {
-  using wide = unsigned __int128;
   return static_cast<std::uint64_t>(wide{x} * output_length / input_length);
 }
 
 std::uint64_t axis_windows::last_window(std::uint64_t x) const {
-  using wide = unsigned __int128;
   wide bound = wide{x + 1} * output_length;
   return static_cast<std::uint64_t>((bound + input_length - 1) / input_length) - 1;
 }
