@@ -201,7 +201,7 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
   const char* layouts[] = {"NCHW", "NHWC", "NCL",   "NLC",   "CHW",  "HWC",
                            "HW",   "L",    "NCDHW", "NDHWC", "CNHW", "HNWC"};
   for (int trial = 0; trial < 300; ++trial) {
-    layout axes = parse_layout(layouts[trial % std::size(layouts)]);
+    layout axes = parse_layout(layouts[static_cast<std::size_t>(trial) % std::size(layouts)]);
     std::vector<std::uint64_t> shape;
     // Every fourth trial has long spatial axes, so windows are also wider
     // than the kernels' 16 lanes.

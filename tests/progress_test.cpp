@@ -111,7 +111,7 @@ TEST_CASE("progress: the drawn line fits in 80 columns for large runs") {
   // A line as wide as the terminal wraps, and "\r\x1b[K" then erases only
   // its last row, so every redraw would leave a stale row behind.
   for (const auto& now : kLargeRuns) {
-    for (std::size_t width : {80, 40, 2}) {
+    for (std::size_t width : {80u, 40u, 2u}) {
       std::string line = progress_display(now, width);
       CAPTURE(line);
       CHECK(columns(line) < width);

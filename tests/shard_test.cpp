@@ -26,12 +26,12 @@ TEST_CASE("shard: K/N with 1 <= K <= N parses") {
     std::uint32_t index;
     std::uint32_t count;
   };
-  for (auto [text, index, count] : {expected{"1/1", 1, 1}, expected{"3/8", 3, 8},
-                                    expected{"8/8", 8, 8}, expected{"1000/1000", 1000, 1000}}) {
-    CAPTURE(text);
-    auto shard = parse_shard(text);
-    CHECK(shard.index == index);
-    CHECK(shard.count == count);
+  for (auto row : {expected{"1/1", 1, 1}, expected{"3/8", 3, 8}, expected{"8/8", 8, 8},
+                   expected{"1000/1000", 1000, 1000}}) {
+    CAPTURE(row.text);
+    auto shard = parse_shard(row.text);
+    CHECK(shard.index == row.index);
+    CHECK(shard.count == row.count);
   }
 }
 

@@ -66,7 +66,8 @@ inline float16_bits to_float16(double value) {
     ++half_exponent;
     if (half_exponent >= 31) return {static_cast<std::uint16_t>(sign | 0x7c00u)};
   }
-  return {static_cast<std::uint16_t>(sign | (half_exponent << 10) | (kept & 0x3ffu))};
+  return {static_cast<std::uint16_t>(sign | (static_cast<unsigned>(half_exponent) << 10) |
+                                     (kept & 0x3ffu))};
 }
 
 template <class T>

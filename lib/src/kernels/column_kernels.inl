@@ -58,11 +58,8 @@ inline void store(M* p, V v) {
 // (the last Width elements keep what they held).
 template <std::size_t Width, class V, std::size_t... I>
 inline V shifted_down(V v, std::index_sequence<I...>) {
-  using index_vector = decltype(V{} > V{});
-  using index_type = std::remove_reference_t<decltype(index_vector{}[0])>;
   constexpr std::size_t kCount = sizeof...(I);
-  return __builtin_shuffle(
-      v, index_vector{static_cast<index_type>(I + Width < kCount ? I + Width : I)...});
+  return __builtin_shufflevector(v, v, (I + Width < kCount ? I + Width : I)...);
 }
 
 // A register's elements combined pairwise into element 0: v[i] =

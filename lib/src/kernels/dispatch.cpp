@@ -7,22 +7,32 @@
 #include "featpool/error.hpp"
 #include "featpool/pool.hpp"
 
+#if FEATPOOL_X86_KERNELS
+#include <cpuid.h>
+#endif
+
 namespace featpool {
 namespace kernels {
 namespace {
 
 #if FEATPOOL_X86_KERNELS
+// Half-precision conversions, asked of the processor directly: Clang 14's
+// __builtin_cpu_supports does not know them.
+bool has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+
 bool processor_has(instruction_set isa) {
   __builtin_cpu_init();
   switch (isa) {
     case instruction_set::baseline:
       return true;
     case instruction_set::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && has_f16c();
     case instruction_set::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && has_f16c();
   }
   return false;
 }
