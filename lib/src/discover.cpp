@@ -265,8 +265,12 @@ std::vector<std::size_t> select_tensors(const std::vector<tensor_info>& tensors,
     bool wanted = true;
     if (input.selector) {
       // FILE:NAME names the whole path (leading '/' optional), unlike --name.
+      // A name without wildcards is compared as it is: fnmatch would take a
+      // backslash in it for an escape.
       std::string pattern = without_leading_slash(*input.selector);
-      wanted = ::fnmatch(pattern.c_str(), without_leading_slash(name).c_str(), FNM_PATHNAME) == 0;
+      std::string bare_name = without_leading_slash(name);
+      wanted = is_glob(pattern) ? ::fnmatch(pattern.c_str(), bare_name.c_str(), FNM_PATHNAME) == 0
+                                : pattern == bare_name;
     }
     if (wanted && !name_globs.empty()) {
       wanted = std::any_of(name_globs.begin(), name_globs.end(),
