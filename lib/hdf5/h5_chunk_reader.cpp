@@ -41,6 +41,14 @@ constexpr std::uint64_t kTaskBytes = std::uint64_t{1} << 20;
 // The filter mask has a bit per pipeline stage.
 constexpr int kMaxStages = 32;
 
+// HDF5 refuses to create a chunk of 4 GiB or more.
+constexpr std::uint64_t kMaxChunkBytes = std::uint64_t{1} << 32;
+
+// Deflate turns a byte into at most 1032 (a 258-byte match in two bits).
+// Bytes said to inflate to more are corrupt, and making room for what they
+// claim would allocate more than the file could hold.
+constexpr std::uint64_t kMaxDeflateRatio = 1032;
+
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return a / b + (a % b != 0); }
 
 // Grows to the largest size asked for; never initialized.
@@ -106,6 +114,10 @@ class chunk_slab_reader final : public block_reader {
     chunk_count_ = along_;
     for (std::size_t a = 0; a < axis; ++a) chunk_count_ *= shape_[a];
     chunks_per_task_ = std::max<std::uint64_t>(1, kTaskBytes / chunk_bytes_);
+    h5_lock lock;
+    hsize_t file_bytes = 0;
+    where_.check(H5Fget_filesize(file_.get(), &file_bytes), "cannot read the file's size");
+    file_bytes_ = file_bytes;
     ++open_readers;
   }
 
@@ -221,6 +233,12 @@ class chunk_slab_reader final : public block_reader {
     {
       h5_lock lock;
       stored = stored_size(offsets);
+      // The size comes from the chunk index, read from the file like the
+      // chunk: no chunk takes more bytes than the file has.
+      if (stored > file_bytes_) {
+        corrupt(offsets, fmt::format("the chunk index gives it {} bytes, more than the file's {}",
+                                     stored, file_bytes_));
+      }
       if (stored > 0) {
         // Unfiltered and whole: straight into the block.
         in_out = slabs_.pipeline.empty() && stored == chunk_bytes_ && out.size() == chunk_bytes_;
@@ -272,6 +290,10 @@ class chunk_slab_reader final : public block_reader {
             break;
           case H5Z_FILTER_DEFLATE: {
             std::size_t expected = chunk_bytes_ + 4 * checksums;
+            if (expected / kMaxDeflateRatio > size) {
+              corrupt(offsets, fmt::format("{} deflated bytes cannot inflate to its {} bytes", size,
+                                           expected));
+            }
             bool direct = last_step && expected == out.size();
             std::byte* into = direct ? out.data() : next_buffer(expected);
             inflate(bytes, size, into, expected, offsets, scratch);
@@ -334,6 +356,7 @@ class chunk_slab_reader final : public block_reader {
   std::uint64_t last_bytes_ = 0;  // of the last chunk along it, inside the dataset
   std::uint64_t chunk_count_ = 0;
   std::uint64_t chunks_per_task_ = 1;
+  std::uint64_t file_bytes_ = 0;  // the file's size when the reader was made
   std::uint64_t next_chunk_ = 0;
   scratch_buffer block_;
 };
@@ -365,6 +388,13 @@ std::optional<chunk_slabs> find_chunk_slabs(hid_t dcpl, hid_t file_type, hid_t m
   for (std::size_t a = slabs.axis + 1; a < shape.size(); ++a) {
     if (chunk[a] != shape[a]) return std::nullopt;
   }
+  // A corrupt file may claim a chunk HDF5 would never write: the library
+  // refuses it.
+  std::uint64_t chunk_bytes = dtype_size(*info.type);
+  for (auto extent : chunk) {
+    if (__builtin_mul_overflow(chunk_bytes, extent, &chunk_bytes)) return std::nullopt;
+  }
+  if (chunk_bytes >= kMaxChunkBytes) return std::nullopt;
   slabs.chunk = chunk;
 
   auto swapped = stored_swapped(file_type, memory_type, where);

@@ -17,10 +17,14 @@
 // compression methods libzip cannot decompress, two members giving the same
 // tensor name, member names with control characters (every message stays one
 // line), a ".npy" member that is not NPY data or holds fewer bytes than its
-// header promises. While reading: a CRC mismatch, corrupt compressed data,
-// and a member whose data is longer or shorter than the zip directory says.
-// That size caps every read, so a zip bomb is cut off where the directory
-// says the member ends, and streaming keeps memory bounded in any case.
+// header promises, and one whose sizes in the zip directory cannot be: more
+// compressed bytes than the archive has, or more data than they can inflate
+// to. Pooling makes room for what a member's header promises before reading
+// it, so those sizes must be checked against the file first. While reading:
+// a CRC mismatch, corrupt compressed data, and a member whose data is longer
+// or shorter than the zip directory says. That size caps every read, so a
+// zip bomb is cut off where the directory says the member ends, and
+// streaming keeps memory bounded in any case.
 //
 // Members are streamed through libzip, never extracted to disk nor held whole
 // in memory; libzip itself is called from the zip module (featpool/zip.hpp),
@@ -55,11 +59,19 @@ namespace {
 
 using zip_archive_ptr = std::unique_ptr<zip_reader>;
 
-// Opens `path` read-only for libzip. The descriptor is opened by featpool so
-// that a missing file reads "No such file or directory" rather than
-// libzip's "No such file", and so that an empty file, which libzip 1.7
-// calls "not a zip archive", is named for what it is.
-zip_archive_ptr open_zip_archive(const std::string& path) {
+// Compression methods whose output is bounded by their input: stored data
+// is itself, and deflate turns a byte into at most 1032 (a 258-byte match
+// in two bits).
+constexpr std::uint16_t kStored = 0;
+constexpr std::uint16_t kDeflated = 8;
+constexpr std::uint64_t kMaxDeflateRatio = 1032;
+
+// Opens `path` read-only for libzip; `bytes`, when given, receives its size.
+// The descriptor is opened by featpool so that a missing file reads "No such
+// file or directory" rather than libzip's "No such file", and so that an
+// empty file, which libzip 1.7 calls "not a zip archive", is named for what
+// it is.
+zip_archive_ptr open_zip_archive(const std::string& path, std::uint64_t* bytes = nullptr) {
   // O_NONBLOCK: opening a FIFO by mistake must not wait for a writer.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw error(path, std::strerror(errno));
@@ -79,6 +91,7 @@ zip_archive_ptr open_zip_archive(const std::string& path) {
     ::close(fd);
     throw error(path, "empty file");
   }
+  if (bytes) *bytes = static_cast<std::uint64_t>(st.st_size);
   zip_archive_ptr archive;
   try {
     archive = open_zip_reader(fd, path);  // owns fd now
@@ -276,7 +289,8 @@ class npz_file_source final : public tensor_source {
  public:
   explicit npz_file_source(std::string path)
       : path_(std::move(path)), pool_(std::make_shared<archive_pool>(path_)) {
-    auto archive = open_zip_archive(path_);
+    std::uint64_t archive_bytes = 0;
+    auto archive = open_zip_archive(path_, &archive_bytes);
     std::uint64_t count = archive->entry_count();
     // Tensor name to the member that gave it, to find duplicates.
     std::unordered_map<std::string, std::string> seen;
@@ -295,6 +309,7 @@ class npz_file_source final : public tensor_source {
       bool npy_suffix = member.ends_with(".npy");
       std::string name = npy_suffix ? member.substr(0, member.size() - 4) : member;
       check_readable(entry, name);
+      check_sizes(entry, name, archive_bytes);
       if (!npy_suffix && !holds_npy_data(*archive, index, entry.size, name)) continue;
       if (auto [it, inserted] = seen.emplace(name, member); !inserted) {
         throw error(path_, name,
@@ -349,6 +364,29 @@ class npz_file_source final : public tensor_source {
       throw error(
           path_, name,
           fmt::format("compression method {} is not supported", *entry.unsupported_compression));
+    }
+  }
+
+  // The zip directory's sizes against what the archive can hold (see the
+  // top of this file). Other compression methods are held to the first rule
+  // only: bzip2 can shrink data a million times.
+  void check_sizes(const zip_entry& entry, const std::string& name,
+                   std::uint64_t archive_bytes) const {
+    if (entry.compressed_size > archive_bytes) {
+      throw error(path_, name,
+                  fmt::format("damaged zip archive: the zip directory says the member takes {} "
+                              "bytes, the archive has {}",
+                              entry.compressed_size, archive_bytes));
+    }
+    std::uint64_t ratio = entry.method == kStored     ? 1
+                          : entry.method == kDeflated ? kMaxDeflateRatio
+                                                      : 0;
+    if (ratio != 0 && entry.size / ratio > entry.compressed_size) {
+      throw error(path_, name,
+                  fmt::format("damaged zip archive: the zip directory says the member holds {} "
+                              "bytes, more than its {} {} bytes can",
+                              entry.size, entry.compressed_size,
+                              entry.method == kStored ? "stored" : "deflated"));
     }
   }
 

@@ -48,6 +48,8 @@ class libzip_reader final : public zip_reader {
     zip_entry entry;
     if (st.name) entry.name = st.name;
     entry.size = st.size;
+    entry.compressed_size = st.comp_size;
+    entry.method = st.comp_method;
     entry.encrypted =
         (st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE;
     if ((st.valid & ZIP_STAT_COMP_METHOD) &&

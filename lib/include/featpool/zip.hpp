@@ -32,8 +32,10 @@ class zip_failure : public std::runtime_error {
 
 // One entry of the zip directory.
 struct zip_entry {
-  std::optional<std::string> name;  // unset if libzip knows none
-  std::uint64_t size = 0;           // uncompressed, as the directory says
+  std::optional<std::string> name;    // unset if libzip knows none
+  std::uint64_t size = 0;             // uncompressed, as the directory says
+  std::uint64_t compressed_size = 0;  // in the archive, as the directory says
+  std::uint16_t method = 0;           // compression method: 0 stored, 8 deflated, ...
   bool encrypted = false;
   // The compression method's name, e.g. "LZMA (14)", when libzip cannot
   // decompress it.
