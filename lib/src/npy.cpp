@@ -404,12 +404,14 @@ npy_header read_npy_header(byte_stream& in, const std::string& file, const std::
 
 tensor_info describe_npy(const npy_header& header, std::string file, std::string name,
                          file_format format, std::optional<std::uint64_t> stream_size) {
+  // An NPY file holds one unnamed array: messages name the file alone.
+  const std::string in_messages = format == file_format::npy ? std::string() : name;
   std::string reason;
   auto parsed = interpret_descr(header.descr, reason);
-  if (!parsed) throw error(file, name, reason);
+  if (!parsed) throw error(file, in_messages, reason);
   const npy_dtype& type = *parsed;
   tensor_info info;
-  info.nbytes = checked_nbytes(header.shape, type.item_size, file, name);
+  info.nbytes = checked_nbytes(header.shape, type.item_size, file, in_messages);
   info.file = std::move(file);
   info.name = std::move(name);
   info.format = format;
@@ -425,7 +427,7 @@ tensor_info describe_npy(const npy_header& header, std::string file, std::string
         *stream_size > header.data_offset ? *stream_size - header.data_offset : 0;
     if (present < info.nbytes) {
       throw error(
-          info.file, format == file_format::npy ? std::string() : info.name,
+          info.file, in_messages,
           fmt::format("truncated data: header says {} bytes, file has {}", info.nbytes, present));
     }
   }
