@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <limits>
+#include <new>
 #include <optional>
 #include <system_error>
 
@@ -197,6 +198,10 @@ struct executor::state {
       result.pooled = pool_tensor(p);
     } catch (const error& failure) {
       result.failure = failure;
+    } catch (const std::bad_alloc&) {
+      // The accumulators and the output are as large as the output the
+      // plan allowed (up to 4 GiB), which this machine may not have.
+      result.failure = error(p.info.file, p.info.name, "out of memory for the pooled output");
     }
     result.elapsed_ms = milliseconds_since(start);
     if (!item.owns_output) return;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "kernels/column_kernels.hpp"
+#include "lazy_cells.hpp"
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_for.h>
 
@@ -49,6 +50,9 @@ struct geometry {
   // spatial axis.
   std::uint64_t unit_length = 0;
   std::size_t prefix = 0;  // how many storage axes lead before the first spatial one
+  // Storage order is the output's C order (the input is in C order): the
+  // cells are then fed in order, front to back.
+  bool output_order = false;
 };
 
 geometry make_geometry(const tensor_info& input, const pool_request& request) {
@@ -76,6 +80,7 @@ geometry make_geometry(const tensor_info& input, const pool_request& request) {
     std::size_t l = input.order == memory_order::c ? m : rank - 1 - m;
     g.axes.push_back({input.shape[l], g.output_strides[l], windows_of[l]});
   }
+  g.output_order = input.order == memory_order::c || rank <= 1;
   g.planar = g.axes.back().windows != nullptr;
   while (g.prefix < g.axes.size() && g.axes[g.prefix].windows == nullptr) ++g.prefix;
   if (g.prefix > 0) {
@@ -271,12 +276,14 @@ class typed_kernel final : public pooler::kernel {
     for (std::size_t m = g_.axes.size() - 1; m-- > first_spatial;) {
       unit_strides_[m] = unit_strides_[m + 1] * g_.axes[m + 1].extent;
     }
+    if (!g_.output_order) cells_.fill_to(g_.output_count);
   }
 
   void consume(std::span<const std::byte> block) override {
     auto values = elements_of<T>(block);
     const T* data = values.data();
     std::uint64_t count = values.size();
+    if (count > 0) cells_.fill_to(cells_fed_by(main_.position + count));
     auto parts = static_cast<std::uint64_t>(threads_);
     if (threads_ == 1 || count < kParallelElements) {
       process(main_, data, count, 0, lanes());
@@ -298,6 +305,8 @@ class typed_kernel final : public pooler::kernel {
   }
 
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
+    // Streams feed cells anywhere, each from its own range.
+    cells_.fill_to(g_.output_count);
     return std::make_unique<typed_stream>(*this, first);
   }
 
@@ -308,6 +317,7 @@ class typed_kernel final : public pooler::kernel {
     out.shape = g_.output_shape;
     out.type = output_type_;
     out.data.resize(g_.output_count * dtype_size(output_type_));
+    cells_.fill_to(g_.output_count);
     std::vector<double> counts{1.0};
     if constexpr (Op == pool_op::avg) counts = window_count_period(g_);
     visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
@@ -332,6 +342,38 @@ class typed_kernel final : public pooler::kernel {
 
  private:
   std::uint64_t lanes() const { return g_.axes.back().extent; }
+
+  // One past the last cell that the first `end` elements in storage order
+  // feed, when storage is in the output's order (otherwise all of them).
+  // Windows only move forward along an axis, so that is the last cell of
+  // element end - 1, unless an earlier element on some axis reaches the
+  // same window: elements before it on that axis had every coordinate on
+  // the faster axes, so their last windows bound the rest.
+  std::uint64_t cells_fed_by(std::uint64_t end) const {
+    if (!g_.output_order) return g_.output_count;
+    const std::size_t rank = g_.axes.size();
+    std::vector<std::uint64_t> coords(rank);
+    for (std::uint64_t rest = end - 1, m = rank; m-- > 0;) {
+      coords[m] = rest % g_.axes[m].extent;
+      rest /= g_.axes[m].extent;
+    }
+    std::uint64_t cell = 0;
+    bool faster_axes_anywhere = false;
+    for (std::size_t m = 0; m < rank; ++m) {
+      const memory_axis& axis = g_.axes[m];
+      std::uint64_t last = 0;
+      if (faster_axes_anywhere) {
+        last = (axis.windows ? axis.windows->output_length : axis.extent) - 1;
+      } else if (axis.windows == nullptr) {
+        last = coords[m];
+      } else {
+        last = axis.windows->last_window(coords[m]);
+        faster_axes_anywhere = coords[m] > 0 && axis.windows->last_window(coords[m] - 1) == last;
+      }
+      cell += last * axis.output_stride;
+    }
+    return cell + 1;
+  }
 
   // Splits a block at unit boundaries, one part per worker: parts then feed
   // disjoint cells. The first part continues the stream's open unit; the
@@ -670,7 +712,7 @@ class typed_kernel final : public pooler::kernel {
   }
 
   geometry g_;
-  std::vector<acc_t> cells_;
+  lazy_cells<acc_t> cells_;
   dtype output_type_;
   int threads_;
   const kernels::column_kernels<T>& columns_;

@@ -65,11 +65,12 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_measured(*args, timeout=60):
-    """Runs featpool; returns (exit code, stdout, stderr, its peak RSS in bytes)."""
+def run_measured(*args, input_bytes=None, timeout=60):
+    """Runs featpool, `input_bytes` through a pipe on its standard input; returns (exit code,
+    stdout, stderr, its peak RSS in bytes)."""
     with tempfile.NamedTemporaryFile("r") as rss:
         done = subprocess.run([sys.executable, "-S", "-c", MEASURE_RSS, rss.name, FEATPOOL,
-                               *args], capture_output=True, timeout=timeout)
+                               *args], input=input_bytes, capture_output=True, timeout=timeout)
         return done.returncode, done.stdout, done.stderr.decode(), int(rss.read()) * 1024
 
 
@@ -161,9 +162,9 @@ class Case(unittest.TestCase):
         self.assert_nothing_in(self.out)
         self.assert_inputs_untouched()
 
-    def assert_stays_small(self, args, code, line):
+    def assert_stays_small(self, args, code, line, input_bytes=None):
         """featpool refuses without allocating: its peak RSS stays under RSS_LIMIT."""
-        got, _, err, rss = run_measured(*args)
+        got, _, err, rss = run_measured(*args, input_bytes=input_bytes)
         self.assertEqual((got, err), (code, line))
         if RSS_CHECKED:
             self.assertLess(rss, RSS_LIMIT, f"peak RSS {rss >> 20} MiB")
@@ -225,7 +226,7 @@ class NpyHeaders(Case):
         x = self.make("huge.npy", bad_files.npy_with_header(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (10000000000, 10000000000), }"))
         self.assertLess(os.path.getsize(x), 200)
-        self.assert_refused(x, f"{x}:huge", "shape is too large: its size overflows 64 bits")
+        self.assert_refused(x, x, "shape is too large: its size overflows 64 bits")
 
     def test_absurd_shape_that_fits_64_bits(self):
         # 10^15 bytes promised, 64 present: refused on the header, nothing allocated.
@@ -963,11 +964,41 @@ class ResourceBounds(Case):
     def test_huge_shape_claim_is_refused_in_little_memory(self):
         x = self.make("huge.npy", bad_files.npy_with_header(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (10000000000, 10000000000), }"))
-        line = f"featpool: error: {x}:huge: shape is too large: its size overflows 64 bits\n"
+        line = f"featpool: error: {x}: shape is too large: its size overflows 64 bits\n"
         self.assert_stays_small(["inspect", "--stats", x], 1, line)
         self.assert_stays_small(["pool", x, "-o", self.path("out", "o.npy"), "-q"], 1, line)
         self.assert_nothing_in(self.out)
         self.assert_inputs_untouched()
+
+    def test_huge_shape_claim_on_a_stream_takes_memory_only_as_data_arrives(self):
+        # A stream's size is unknown until it ends: the claim of 4 GB is planned (its output
+        # is under the 4 GiB cap), and the 400 kB that arrive must not cost 8 GB of
+        # accumulators.
+        stream = bad_files.npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000, 1000), }",
+            np.ones(100000, np.float32).tobytes())
+        line = ("featpool: error: -:stdin: truncated data: header says 4000000000 bytes, "
+                "file has 400000\n")
+        for op in ("avg", "max"):
+            with self.subTest(op=op):
+                self.assert_stays_small(["pool", "-", "--layout", "NCL", "--size", "1000", "--op",
+                                         op, "-o", self.path("out", "o.npy"), "-q"], 1, line,
+                                        input_bytes=stream)
+                self.assert_nothing_in(self.out)
+
+    @unittest.skipUnless(RSS_CHECKED, "the sanitizers reserve terabytes of address space")
+    def test_claim_larger_than_the_memory_allowed_fails_cleanly(self):
+        # The same claim with the address space limited to 3 GB: the 8 GB of accumulators
+        # cannot even be reserved.
+        stream = bad_files.npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000, 1000), }")
+        limit = 3 << 30
+        code, _, err = run("pool", "-", "--layout", "NCL", "--size", "1000", "-o",
+                           self.path("out", "o.npy"), "-q", input_bytes=stream,
+                           prefix=["prlimit", f"--as={limit}:{limit}"])
+        self.assertEqual((code, err),
+                         (1, "featpool: error: -:stdin: out of memory for the pooled output\n"))
+        self.assert_nothing_in(self.out)
 
     def test_size_past_the_4_gib_cap_is_refused_before_allocation(self):
         x = self.make_npy("x.npy")
