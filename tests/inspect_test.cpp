@@ -22,7 +22,7 @@ inspected_tensor sample_tensor() {
   t.info.nbytes = 24;
   t.info.chunks = std::vector<std::uint64_t>{1, 3};
   t.info.filters = {"shuffle", "gzip"};
-  t.info.attributes = nlohmann::json{{"unit", "m"}};
+  t.attributes = nlohmann::json{{"unit", "m"}};
   return t;
 }
 

@@ -90,8 +90,8 @@ std::string render_inspect_text(const std::vector<inspected_tensor>& tensors,
     row.push_back(info.filters.empty() ? "-" : fmt::format("{}", fmt::join(info.filters, ",")));
     rows.push_back(std::move(row));
     std::vector<std::string> attribute_lines;
-    if (options.attrs && info.attributes.is_object()) {
-      for (const auto& [key, value] : info.attributes.items()) {
+    if (options.attrs && tensor.attributes.is_object()) {
+      for (const auto& [key, value] : tensor.attributes.items()) {
         attribute_lines.push_back(fmt::format("    @{} = {}", key, attribute_text(value)));
       }
     }
@@ -128,7 +128,8 @@ nlohmann::ordered_json render_inspect_json(const std::vector<inspected_tensor>& 
       record["inf_count"] = s ? nlohmann::json(s->inf_count) : nullptr;
     }
     if (options.attrs) {
-      record["attrs"] = info.attributes.is_object() ? info.attributes : nlohmann::json::object();
+      record["attrs"] =
+          tensor.attributes.is_object() ? tensor.attributes : nlohmann::json::object();
     }
     out.push_back(std::move(record));
   }
@@ -156,8 +157,9 @@ int run_inspect(const std::vector<std::string>& inputs, const inspect_options& o
         auto source = open_input(file);
         const auto& tensors = source->tensors();
         for (auto index : select_tensors(tensors, file, options.name_globs)) {
-          inspected_tensor tensor{tensors[index], std::nullopt};
+          inspected_tensor tensor{tensors[index], std::nullopt, nullptr};
           tensor.info.file = file.display;
+          if (options.attrs) tensor.attributes = source->attributes(index);
           if (options.stats && tensor.info.numeric()) {
             try {
               auto reader = source->open(index);

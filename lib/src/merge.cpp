@@ -186,7 +186,7 @@ class merger {
         }
         source = open.get();
       }
-      sink->write(e.name, read_whole(*source, e), provenance_from(e.info.attributes));
+      sink->write(e.name, read_whole(*source, e), provenance_from(source->attributes(e.tensor)));
     }
     sink->finish();
     sink->publish();

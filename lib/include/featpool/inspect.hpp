@@ -25,6 +25,7 @@ struct inspect_options {
 struct inspected_tensor {
   tensor_info info;
   std::optional<tensor_stats> stats;  // numeric tensors, with --stats
+  nlohmann::json attributes;          // with --attrs: HDF5's by name, null elsewhere
 };
 
 // Lists the tensors of every input on `out`. An input that fails is

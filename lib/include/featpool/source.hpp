@@ -44,7 +44,6 @@ struct tensor_info {
   std::uint64_t nbytes = 0;                          // element count times numpy's item size
   std::optional<std::vector<std::uint64_t>> chunks;  // HDF5 chunk shape
   std::vector<std::string> filters;                  // HDF5 filter pipeline, in order
-  nlohmann::json attributes;                         // HDF5 attributes by name; null elsewhere
 
   bool numeric() const noexcept { return type.has_value(); }
   std::uint64_t element_count() const noexcept;
@@ -84,6 +83,9 @@ class tensor_source {
   virtual const std::vector<tensor_info>& tensors() const = 0;
   // Opens a reader for tensors()[index], which must be numeric.
   virtual std::unique_ptr<block_reader> open(std::size_t index) = 0;
+  // The attributes of tensors()[index] by name (HDF5's); null for formats
+  // without any. Read only when asked: listing and pooling never need them.
+  virtual nlohmann::json attributes(std::size_t /*index*/) { return nullptr; }
 };
 
 }  // namespace featpool
