@@ -657,11 +657,11 @@ TEST_CASE("hdf5: malformed inputs give one-line errors") {
        "ring type mismatch occurred for cache entry"},
       // Cut inside the object headers, before any data.
       {"cut in headers", file_with(small.substr(0, 1000)), "", "",
-       "truncated file: eof = 1000, sblock->base_addr = 0, stored_eof = " + stored_eof},
+       "truncated file: it has 1000 bytes, its superblock says " + stored_eof},
       // Cut inside the data.
       {"cut in data", file_with(small.substr(0, small.size() - 100)), "", "",
-       "truncated file: eof = " + std::to_string(small.size() - 100) +
-           ", sblock->base_addr = 0, stored_eof = " + stored_eof},
+       "truncated file: it has " + std::to_string(small.size() - 100) +
+           " bytes, its superblock says " + stored_eof},
       // An unknown superblock version.
       {"superblock version", file_with(patched(small, 8, "\x07")), "", "",
        "bad superblock version number"},

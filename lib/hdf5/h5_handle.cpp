@@ -1,6 +1,9 @@
 #include "h5_handle.hpp"
 
 #include <algorithm>
+#include <cstdio>
+
+#include <fmt/format.h>
 
 #include "featpool/error.hpp"
 
@@ -41,6 +44,20 @@ std::string without_call_details(std::string text) {
   return text.substr(0, colon) + ": " + text.substr(start, end - start);
 }
 
+// HDF5 states a truncated file in its own variables' names:
+// "truncated file: eof = 60000, sblock->base_addr = 0, stored_eof = 139576".
+std::string plain_truncation(std::string text) {
+  unsigned long long eof = 0, base = 0, stored = 0;
+  if (std::sscanf(text.c_str(),
+                  "truncated file: eof = %llu, sblock->base_addr = %llu, "
+                  "stored_eof = %llu",
+                  &eof, &base, &stored) != 3 ||
+      base != 0) {  // a user block: the sizes count from its end
+    return text;
+  }
+  return fmt::format("truncated file: it has {} bytes, its superblock says {}", eof, stored);
+}
+
 }  // namespace
 
 h5_lock::h5_lock() : lock_(h5_mutex()) {
@@ -67,7 +84,7 @@ std::string take_innermost_h5_error() {
   std::string description;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &description);
   H5Eclear2(H5E_DEFAULT);
-  return without_call_details(one_line(std::move(description)));
+  return plain_truncation(without_call_details(one_line(std::move(description))));
 }
 
 void h5_context::fail_from_stack(std::string_view what) const {

@@ -1,5 +1,6 @@
 #include "zip_archive_writer.hpp"
 
+#include <cstring>
 #include <string>
 
 #include <zip.h>
@@ -7,7 +8,7 @@
 namespace featpool::detail {
 namespace {
 
-// libzip's own words, unlike the reader's: a write fails for reasons of the
+// libzip's own words, unlike the reader's: opening fails for reasons of the
 // file system, which libzip states plainly.
 std::string zip_error_text(int code) {
   zip_error_t error;
@@ -49,7 +50,15 @@ class libzip_writer final : public zip_writer {
   }
 
  private:
-  [[noreturn]] void fail() const { throw zip_failure(zip_strerror(archive_)); }
+  // The system's words when the file system failed ("No space left on
+  // device"), without libzip's "Write error: " before them.
+  [[noreturn]] void fail() const {
+    zip_error_t* error = zip_get_error(archive_);
+    if (zip_error_system_type(error) == ZIP_ET_SYS) {
+      throw zip_failure(std::strerror(zip_error_code_system(error)));
+    }
+    throw zip_failure(zip_strerror(archive_));
+  }
 
   zip_t* archive_;  // null once written
 };

@@ -405,7 +405,8 @@ class Hdf5(Case):
         for args in (["inspect", x], ["pool", x, "-o", self.path("out", "o.h5")]):
             code, out, err = run(*args)
             self.assertEqual(code, 1)
-            self.assert_one_error_line(err, f"{x}: truncated file")
+            self.assertEqual(err, f"featpool: error: {x}: truncated file: it has 60000 bytes, "
+                                  f"its superblock says {len(whole)}\n")
         self.assertEqual(report_lines(out)[-1], "0 ok, 0 skipped, 1 failed")
         self.assert_nothing_in(self.out)
         self.assert_inputs_untouched()
