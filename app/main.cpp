@@ -80,7 +80,10 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
   pool->add_option("-o,--output", options.output,
                    "out.npy, out.npz, out.h5, a directory (existing or ending in /), or -")
       ->required();
-  pool->add_option("--op", flags.op, "avg or max")->capture_default_str();
+  pool->add_option("--op", flags.op,
+                   "avg, max, sum or min over each window (sum and min as torch's sum and "
+                   "amin)")
+      ->capture_default_str();
   pool->add_option("--size", flags.size,
                    "Output spatial size: 1, 7, 7x7, 3x5, 2x2x2; _ keeps an axis")
       ->capture_default_str();

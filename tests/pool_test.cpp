@@ -120,7 +120,10 @@ std::vector<double> reference_pool(const std::vector<double>& values,
       lo[l] = windows[s].start[index[l]];
       hi[l] = windows[s].end[index[l]];
     }
-    double acc = op == pool_op::avg ? 0.0 : -std::numeric_limits<double>::infinity();
+    const bool sums = op == pool_op::avg || op == pool_op::sum;
+    double acc = sums                 ? 0.0
+                 : op == pool_op::min ? std::numeric_limits<double>::infinity()
+                                      : -std::numeric_limits<double>::infinity();
     std::vector<double> columns(hi[rank - 1] - lo[rank - 1], 0.0);
     std::vector<double> in_memory_order;
     double n = 0;
@@ -129,7 +132,7 @@ std::vector<double> reference_pool(const std::vector<double>& values,
       std::uint64_t flat = 0;
       for (std::size_t l = 0; l < rank; ++l) flat = flat * shape[l] + at[l];
       double v = values[flat];
-      if (op == pool_op::avg) {
+      if (sums) {
         if (global_tail) {
           in_memory_order.push_back(v);
         } else if (planar) {
@@ -137,7 +140,7 @@ std::vector<double> reference_pool(const std::vector<double>& values,
         } else {
           acc += v;
         }
-      } else if (v > acc || std::isnan(v)) {
+      } else if ((op == pool_op::min ? v < acc : v > acc) || std::isnan(v)) {
         acc = v;
       }
       ++n;
@@ -148,7 +151,7 @@ std::vector<double> reference_pool(const std::vector<double>& values,
       }
       if (l == static_cast<std::size_t>(-1)) break;
     }
-    if (op == pool_op::avg && planar) {
+    if (sums && planar) {
       const auto& dealt = global_tail ? in_memory_order : columns;
       std::vector<double> lanes(16, 0.0);
       for (std::size_t k = 0; k < dealt.size(); ++k) lanes[k % 16] += dealt[k];
@@ -220,7 +223,7 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
     std::normal_distribution<double> normal;
     for (auto& v : values) v = normal(rng);
     if (trial % 5 == 0) values[rng() % count] = std::nan("");
-    for (pool_op op : {pool_op::avg, pool_op::max}) {
+    for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min}) {
       CAPTURE(trial);
       CAPTURE(axes.letters);
       auto expected = reference_pool(values, shape, axes, out_spatial, op);

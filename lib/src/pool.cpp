@@ -138,21 +138,29 @@ std::vector<std::uint64_t> unit_cuts(std::uint64_t position, std::uint64_t count
   return cuts;
 }
 
-// PyTorch's max: NaN wins, so a NaN anywhere in the window is the max.
-template <class M>
-void fold_max(M& cell, M value) {
+// Ops that add their windows up; the others take an extreme.
+constexpr bool sums(pool_op op) { return op == pool_op::avg || op == pool_op::sum; }
+
+// PyTorch's max and min: NaN wins, so a NaN anywhere in the window is the
+// result.
+template <pool_op Op, class M>
+void fold_extreme(M& cell, M value) {
+  bool beats = Op == pool_op::min ? value < cell : value > cell;
   if constexpr (std::is_floating_point_v<M>) {
-    if (value > cell || std::isnan(value)) cell = value;
+    if (beats || std::isnan(value)) cell = value;
   } else {
-    if (value > cell) cell = value;
+    if (beats) cell = value;
   }
 }
 
 template <class Acc>
 Acc initial_value(pool_op op) {
-  if (op == pool_op::avg) return Acc{0};
-  if constexpr (std::is_floating_point_v<Acc>) return -std::numeric_limits<Acc>::infinity();
-  return std::numeric_limits<Acc>::lowest();
+  if (sums(op)) return Acc{0};
+  bool min = op == pool_op::min;
+  if constexpr (std::is_floating_point_v<Acc>) {
+    return min ? std::numeric_limits<Acc>::infinity() : -std::numeric_limits<Acc>::infinity();
+  }
+  return min ? std::numeric_limits<Acc>::max() : std::numeric_limits<Acc>::lowest();
 }
 
 template <class Out, class Acc>
@@ -195,7 +203,7 @@ namespace {
 // Maxima take NaN if the window holds one, else the largest element.
 template <class T, pool_op Op>
 class typed_kernel final : public pooler::kernel {
-  using acc_t = std::conditional_t<Op == pool_op::avg, double, kernels::max_t<T>>;
+  using acc_t = std::conditional_t<sums(Op), double, kernels::max_t<T>>;
 
   // A row-window combination of the planar path whose rows are not all in
   // yet, with its column sums (or maxima).
@@ -255,6 +263,7 @@ class typed_kernel final : public pooler::kernel {
         output_type_(request.output_type),
         threads_(std::max(1, request.threads)),
         columns_(kernels::active_kernels().of<T>()),
+        extremes_(Op == pool_op::min ? columns_.min : columns_.max),
         window_totals_(kernels::active_kernels().window_totals) {
     // Units of spatial axes only, more than one (NCHW's planes, NCDHW's
     // volumes): a unit wholly inside a block is pooled window by window.
@@ -455,17 +464,17 @@ class typed_kernel final : public pooler::kernel {
       std::uint64_t offset = s.position % flat_length_;
       std::uint64_t n = std::min(count, flat_length_ - offset);
       if (offset == 0) s.flat_lanes.fill(initial_value<acc_t>(Op));
-      if constexpr (Op == pool_op::avg) {
+      if constexpr (sums(Op)) {
         columns_.sum_lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
       } else {
-        columns_.max_lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
+        extremes_.lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
       }
       if (offset + n == flat_length_) {
         acc_t& cell = cells_[unit_base(unit)];
-        if constexpr (Op == pool_op::avg) {
+        if constexpr (sums(Op)) {
           cell = lane_total(s.flat_lanes);
         } else {
-          cell = columns_.narrow_window_max(s.flat_lanes.data(), kernels::kLanes);
+          cell = extremes_.narrow_window(s.flat_lanes.data(), kernels::kLanes);
         }
       }
       data += n;
@@ -600,10 +609,10 @@ class typed_kernel final : public pooler::kernel {
       }
       std::size_t at = open_base_index(s, base.offset);
       open_base& open = s.open[at];
-      if constexpr (Op == pool_op::avg) {
+      if constexpr (sums(Op)) {
         columns_.sum_columns(open.columns.data() + x, data, rows, width, length);
       } else {
-        columns_.max_columns(open.columns.data() + x, data, rows, width, length);
+        extremes_.columns(open.columns.data() + x, data, rows, width, length);
       }
       if (x + length < width) continue;  // the rest of the row is in the next block
       open.rows_seen += rows;
@@ -638,12 +647,12 @@ class typed_kernel final : public pooler::kernel {
   void reduce_columns(std::uint64_t base, const std::vector<acc_t>& columns) {
     const memory_axis& inner = g_.axes.back();
     const axis_windows& w = *inner.windows;
-    if constexpr (Op == pool_op::avg) {
+    if constexpr (sums(Op)) {
       window_totals_(cells_.data() + base, inner.output_stride, columns.data(), w.start.data(),
                      w.end.data(), w.output_length);
     } else {
-      columns_.window_maxima(cells_.data() + base, inner.output_stride, columns.data(),
-                             w.start.data(), w.end.data(), w.output_length);
+      extremes_.windows(cells_.data() + base, inner.output_stride, columns.data(), w.start.data(),
+                        w.end.data(), w.output_length);
     }
   }
 
@@ -657,7 +666,7 @@ class typed_kernel final : public pooler::kernel {
       std::uint64_t lo = std::max(w.start[win], x);
       std::uint64_t hi = std::min(w.end[win], x + length);
       std::uint64_t cell = base + win * inner.output_stride;
-      if constexpr (Op == pool_op::avg) {
+      if constexpr (sums(Op)) {
         lane_sums lanes{};
         if (lo != w.start[win]) {  // the window began in an earlier block
           auto carried = s.carried.find(cell);
@@ -672,7 +681,7 @@ class typed_kernel final : public pooler::kernel {
         }
       } else {
         for (std::uint64_t e = lo; e < hi; ++e)
-          fold_max(cells_[cell], kernels::as_max(data[e - x]));
+          fold_extreme<Op>(cells_[cell], kernels::as_max(data[e - x]));
       }
     }
   }
@@ -704,10 +713,10 @@ class typed_kernel final : public pooler::kernel {
 
   void fold_rows(acc_t* cells, const T* rows, std::uint64_t count, std::uint64_t stride,
                  std::uint64_t width) const {
-    if constexpr (Op == pool_op::avg) {
+    if constexpr (sums(Op)) {
       columns_.sum_columns(cells, rows, count, stride, width);
     } else {
-      columns_.max_columns(cells, rows, count, stride, width);
+      extremes_.columns(cells, rows, count, stride, width);
     }
   }
 
@@ -716,6 +725,7 @@ class typed_kernel final : public pooler::kernel {
   dtype output_type_;
   int threads_;
   const kernels::column_kernels<T>& columns_;
+  const kernels::extreme_kernels<T>& extremes_;  // max's or min's
   decltype(kernels::kernel_set::window_totals) window_totals_;
   stream_state main_;  // the stream consume() feeds
   bool whole_units_ = false;
@@ -733,18 +743,33 @@ std::unique_ptr<pooler::kernel> make_kernel(dtype input, geometry g, const pool_
 }  // namespace
 
 pool_op parse_pool_op(std::string_view text) {
-  if (text == "avg") return pool_op::avg;
-  if (text == "max") return pool_op::max;
-  throw usage_error(fmt::format("--op: '{}': expected avg or max", text));
+  for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min}) {
+    if (text == pool_op_name(op)) return op;
+  }
+  throw usage_error(fmt::format("--op: '{}': expected avg, max, sum or min", text));
 }
 
-std::string_view pool_op_name(pool_op op) { return op == pool_op::avg ? "avg" : "max"; }
+std::string_view pool_op_name(pool_op op) {
+  switch (op) {
+    case pool_op::avg:
+      return "avg";
+    case pool_op::max:
+      return "max";
+    case pool_op::sum:
+      return "sum";
+    case pool_op::min:
+      return "min";
+  }
+  return "?";
+}
 
 dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested) {
   if (requested) return *requested;
   if (input == dtype::float64) return dtype::float64;
   bool exact = input != dtype::float16 && input != dtype::float32;
-  if (op == pool_op::max && exact) return input;
+  if (!sums(op) && exact) return input;
+  // Sums of integers are kept in float64, exact up to 2^53 like the sum.
+  if (op == pool_op::sum && exact) return dtype::float64;
   return dtype::float32;
 }
 
@@ -792,9 +817,20 @@ void flatten(pooled_tensor& tensor, const layout& axes) {
 
 pooler::pooler(const tensor_info& input, const pool_request& request) {
   auto g = make_geometry(input, request);
-  kernel_ = request.op == pool_op::avg
-                ? make_kernel<pool_op::avg>(*input.type, std::move(g), request)
-                : make_kernel<pool_op::max>(*input.type, std::move(g), request);
+  switch (request.op) {
+    case pool_op::avg:
+      kernel_ = make_kernel<pool_op::avg>(*input.type, std::move(g), request);
+      break;
+    case pool_op::max:
+      kernel_ = make_kernel<pool_op::max>(*input.type, std::move(g), request);
+      break;
+    case pool_op::sum:
+      kernel_ = make_kernel<pool_op::sum>(*input.type, std::move(g), request);
+      break;
+    case pool_op::min:
+      kernel_ = make_kernel<pool_op::min>(*input.type, std::move(g), request);
+      break;
+  }
 }
 
 pooler::~pooler() = default;

@@ -92,7 +92,7 @@ def main():
         for name, array, flags in cases(rng):
             source = os.path.join(tmp, name + ".npy")
             np.save(source, array)
-            for op in ["avg", "max"]:
+            for op in ["avg", "max", "sum", "min"]:
                 outputs = {}
                 for isa, _ in available:
                     for jobs in ["1", "2"]:

@@ -64,7 +64,8 @@ class Usage(PoolTest):
                           "--layout: 'NCC': the letter C is repeated")
         self.assert_usage([x, "-o", out, "--layout", "N1L"],
                           "--layout: 'N1L': a layout is letters only")
-        self.assert_usage([x, "-o", out, "--op", "median"], "--op: 'median': expected avg or max")
+        self.assert_usage([x, "-o", out, "--op", "median"],
+                          "--op: 'median': expected avg, max, sum or min")
 
     def test_incompatible_flags_and_unknown_extension(self):
         x = sample("tokens_ncl.npy")

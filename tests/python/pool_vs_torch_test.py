@@ -5,7 +5,8 @@ Usage: /usr/bin/python3 pool_vs_torch_test.py FEATPOOL [--seed N] [--cases N] [-
 Every case is one tensor: a random layout (NCHW, NHWC, NCL, NLC, NCDHW, NDHWC, CHW, HWC, HW
 and odd ones such as CNHW), shape, dtype, memory order and byte order, stored in an NPY, NPZ
 or HDF5 file, pooled by featpool with random flags (--op, --size, --layout, --flatten,
---dtype), and compared with torch's adaptive_{avg,max}_pool{1,2,3}d computed in float64.
+--dtype), and compared with torch's adaptive_{avg,max}_pool{1,2,3}d computed in float64
+(sum and min: torch's sum and amin over the same windows).
 Cases that share flags are written into one folder and pooled with a single featpool command
 (to a directory, an .npz or an .h5), so hundreds of cases cost a few dozen process starts;
 some cases get their own command to cover `-o x.npy`, `-o -` and `FILE:NAME` references, and
@@ -111,6 +112,8 @@ def flatten_like_featpool(a, layout):
 
 def torch_pool(t, sizes, op):
     """Adaptive pooling of an (N, C, spatial...) float64 array; sizes holds ints or None."""
+    if op in ("sum", "min"):
+        return torch_window_pool(t, sizes, op)
     x = torch.from_numpy(np.ascontiguousarray(t))
     fn = {
         ("avg", 1): F.adaptive_avg_pool1d,
@@ -129,10 +132,27 @@ def torch_pool(t, sizes, op):
     return out.numpy()
 
 
+def torch_window_pool(t, sizes, op):
+    """sum and min, which torch has no adaptive pooling for: torch's reductions (sum, amin)
+    over the same adaptive windows, one output position at a time, every (N, C) at once."""
+    x = torch.from_numpy(np.ascontiguousarray(t))
+    spatial_in = t.shape[2:]
+    out_sizes = [L if s is None else s for L, s in zip(spatial_in, sizes)]
+    out = torch.empty(t.shape[:2] + tuple(out_sizes), dtype=torch.float64)
+    dims = tuple(range(2, 2 + len(out_sizes)))
+    for idx in np.ndindex(*out_sizes):
+        sl = tuple(slice(*window(i, L, s)) for i, L, s in zip(idx, spatial_in, out_sizes))
+        block = x[(slice(None), slice(None)) + sl]
+        value = block.sum(dim=dims) if op == "sum" else block.amin(dim=dims)
+        out[(slice(None), slice(None)) + idx] = value
+    return out.numpy()
+
+
 def numpy_pool(t, sizes, op):
     """The same pooling window by window with numpy: the cross-check of the torch reference.
 
-    Max propagates NaN (np.max does); average sums in float64 and divides by the count.
+    Max and min propagate NaN (np.max and np.min do); sums are in float64, average divides
+    them by the count.
     """
     spatial_in = t.shape[2:]
     out_sizes = [L if s is None else s for L, s in zip(spatial_in, sizes)]
@@ -141,8 +161,11 @@ def numpy_pool(t, sizes, op):
         sl = tuple(slice(*window(i, L, s)) for i, L, s in zip(idx, spatial_in, out_sizes))
         block = t[(slice(None), slice(None)) + sl].reshape(t.shape[0], t.shape[1], -1)
         with np.errstate(invalid="ignore"):  # Inf - Inf is NaN here on purpose
-            if op == "max":
-                value = block.max(axis=2) if block.size else np.zeros(block.shape[:2])
+            if op in ("max", "min"):
+                reduce = np.max if op == "max" else np.min
+                value = reduce(block, axis=2) if block.size else np.zeros(block.shape[:2])
+            elif op == "sum":
+                value = block.sum(axis=2)
             else:
                 value = block.sum(axis=2) / block.shape[2]
         out[(slice(None), slice(None)) + idx] = value
@@ -176,7 +199,7 @@ def check_reference(rng):
         t[(mask >= 0.08) & (mask < 0.11)] = np.inf
         t[(mask >= 0.11) & (mask < 0.14)] = -np.inf
         sizes = [None if rng.random() < 0.15 else int(rng.integers(1, 8)) for _ in range(nsp)]
-        for op in ("avg", "max"):
+        for op in ("avg", "max", "sum", "min"):
             got = torch_pool(t, sizes, op)
             want = numpy_pool(t, sizes, op)
             same_shape = got.shape == want.shape
@@ -189,7 +212,7 @@ def check_reference(rng):
                 if op == "max":
                     max_agrees = False
                 else:
-                    problems.append(f"torch and numpy averages differ for shape {shape} "
+                    problems.append(f"torch and numpy differ on {op} for shape {shape} "
                                     f"sizes {sizes}")
     MAX_REFERENCE = "torch" if max_agrees else "numpy"
     return problems
@@ -199,7 +222,8 @@ def reference(a, layout, sizes, op, flatten):
     """Float64 reference in featpool's output layout, and the tolerance scale per element.
 
     Returns (ref, scale): scale is the largest |x| over the finite values of each output
-    element's window (the float64 tolerance is 1e-12 times it).
+    element's window, or for a sum the sum of those |x| (the float64 tolerance is 1e-12
+    times it).
     """
     t = to_torch_order(a.astype(np.float64), layout)
     if op == "max" and MAX_REFERENCE == "numpy":
@@ -207,7 +231,7 @@ def reference(a, layout, sizes, op, flatten):
     else:
         pooled = torch_pool(t, sizes, op)
     magnitude = np.where(np.isfinite(t), np.abs(t), 0.0)
-    scale = torch_pool(magnitude, sizes, "max")
+    scale = torch_pool(magnitude, sizes, "sum" if op == "sum" else "max")
     ref = from_torch_order(pooled, layout)
     scale = from_torch_order(scale, layout)
     if flatten:
@@ -217,11 +241,14 @@ def reference(a, layout, sizes, op, flatten):
 
 
 def expected_dtype(input_dtype, op, dtype_flag):
-    """The spec's output dtype: --dtype auto keeps integers and bool for max, else floats."""
+    """The spec's output dtype: --dtype auto keeps integers and bool for max and min, sums
+    them in float64, else floats."""
     if dtype_flag != "auto":
         return np.dtype(dtype_flag)
-    if op == "max" and input_dtype.kind in "iub":
+    if op in ("max", "min") and input_dtype.kind in "iub":
         return np.dtype(input_dtype.name)  # native byte order: only the type is compared
+    if op == "sum" and input_dtype.kind in "iub":
+        return np.dtype(np.float64)
     return np.dtype(np.float64) if input_dtype.name == "float64" else np.dtype(np.float32)
 
 
@@ -229,8 +256,10 @@ def compare(got, ref, scale, out_dtype, exact):
     """Returns a list of human-readable mismatches (empty when got passes).
 
     Tolerances (from the issue):
-    - integer and bool outputs (max keeping the input dtype) must equal the exact max;
-    - float64 outputs: |got - ref| <= 1e-12 * (largest finite |x| in that output's window).
+    - integer and bool outputs (max and min keeping the input dtype) must equal the exact
+      max or min;
+    - float64 outputs: |got - ref| <= 1e-12 * (largest finite |x| in that output's window;
+      for a sum, the sum of the finite |x| in it, the bound its roundings scale with).
       featpool sums in float64 in an order fixed by the data, torch in its own order, so the
       two may differ by a few float64 roundings of numbers no larger than the window's
       largest magnitude; 1e-12 leaves room for windows of thousands of elements yet catches
@@ -421,7 +450,7 @@ def random_flags(rng, layout):
     r = rng.random()
     dtype = "auto" if r < 0.7 else str(rng.choice(["float64", "float32", "float16", "auto"]))
     return {
-        "op": "max" if rng.random() < 0.45 else "avg",
+        "op": str(rng.choice(["avg", "max", "sum", "min"], p=[0.35, 0.35, 0.15, 0.15])),
         "sizes": sizes,
         "size_spec": size_spec,
         "layout_flag": layout_flag,
@@ -736,7 +765,7 @@ class Runner:
                 add("size _" if size is None else "size equal" if size == length
                     else "size larger" if size > length
                     else "size divisible" if length % size == 0 else "size non-divisible")
-        required = (["large", "1d", "2d", "3d", "op avg", "op max", "in npy", "in npz", "in h5",
+        required = (["large", "1d", "2d", "3d", "op avg", "op max", "op sum", "op min", "in npy", "in npz", "in h5",
                      "flatten", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
                      "size larger", "size divisible", "size non-divisible", "size one number",
                      "--dtype float64", "--dtype float32", "--dtype float16"]

@@ -21,15 +21,16 @@
 
 namespace featpool {
 
-enum class pool_op { avg, max };
+enum class pool_op { avg, max, sum, min };
 
-// "avg" or "max"; throws usage_error for anything else.
+// "avg", "max", "sum" or "min"; throws usage_error for anything else.
 pool_op parse_pool_op(std::string_view text);
 std::string_view pool_op_name(pool_op op);
 
 // The dtype a pooled tensor is written in: `--dtype auto` keeps integer and
-// bool inputs' dtype for max, gives float64 for float64 inputs and float32
-// for everything else; an explicit float type wins.
+// bool inputs' dtype for max and min, gives float64 for float64 inputs and
+// for sums of integers or bools, and float32 for everything else; an
+// explicit float type wins.
 dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested);
 
 // The instruction set the pooling loops run with: "avx512", "avx2" or

@@ -21,12 +21,12 @@ namespace featpool::kernels {
 inline constexpr std::size_t kLanes = 16;
 using lane_sums = std::array<double, kLanes>;
 
-// What a maximum is kept in: the element type itself, which compares
-// exactly, except halves, which widen exactly to float.
+// What a maximum or minimum is kept in: the element type itself, which
+// compares exactly, except halves, which widen exactly to float.
 template <class T>
 using max_t = std::conditional_t<std::is_same_v<T, float16_bits>, float, T>;
 
-// An element as its maximum is kept.
+// An element as its maximum or minimum is kept.
 template <class T>
 max_t<T> as_max(T value) {
   if constexpr (std::is_same_v<T, float16_bits>) {
@@ -45,34 +45,43 @@ inline double lane_total(lane_sums lanes) {
   return lanes[0];
 }
 
+// The loops of a maximum, or of a minimum with "max" read as "min" and
+// "larger" as "smaller" throughout.
+template <class T>
+struct extreme_kernels {
+  // extremes[j] = max(extremes[j], rows[r·stride + j]) for r = 0, 1, …
+  // count-1, for every j < width; a NaN makes the maximum NaN (PyTorch's
+  // rule).
+  void (*columns)(max_t<T>* extremes, const T* rows, std::size_t count, std::size_t stride,
+                  std::size_t width);
+  // lanes[(phase + k) mod kLanes] = max(that lane, values[k]) for k = 0, 1,
+  // … count-1; a lane that meets a NaN becomes NaN.
+  void (*lanes)(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
+                std::size_t phase);
+  // The maximum of `count` ≤ kLanes values dealt to the lanes from lane 0,
+  // taken pairwise like lane_total's sums (the earlier lane wins a
+  // tie, so -0 and +0 come out the same on every instruction set); NaN if
+  // any value is NaN. Reads kLanes values whatever `count`.
+  max_t<T> (*narrow_window)(const max_t<T>* values, std::size_t count);
+  // For each window i < count: cells[i · cell_stride] = the maximum of
+  // columns[starts[i]] … columns[ends[i] - 1], by narrow_window when it is
+  // at most kLanes wide, else by a left-to-right fold into the cell (NaN
+  // winning). Reads kLanes values from a window's start: the caller pads
+  // its buffer.
+  void (*windows)(max_t<T>* cells, std::size_t cell_stride, const max_t<T>* columns,
+                  const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count);
+};
+
 template <class T>
 struct column_kernels {
   // sums[j] += rows[r·stride + j] for r = 0, 1, … count-1 in turn, for
   // every j < width, in double.
   void (*sum_columns)(double* sums, const T* rows, std::size_t count, std::size_t stride,
                       std::size_t width);
-  // maxima[j] = max(maxima[j], rows[r·stride + j]) over the same elements;
-  // a NaN makes the maximum NaN (PyTorch's rule).
-  void (*max_columns)(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t stride,
-                      std::size_t width);
   // lanes[(phase + k) mod kLanes] += values[k] for k = 0, 1, … count-1.
   void (*sum_lanes)(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase);
-  // lanes[(phase + k) mod kLanes] = max(that lane, values[k]) for k = 0, 1,
-  // … count-1; a lane that meets a NaN becomes NaN.
-  void (*max_lanes)(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
-                    std::size_t phase);
-  // The maximum of `count` ≤ kLanes values dealt to the lanes from lane 0,
-  // taken pairwise like lane_total's sums (the earlier lane wins a
-  // tie, so -0 and +0 come out the same on every instruction set); NaN if
-  // any value is NaN. Reads kLanes values whatever `count`.
-  max_t<T> (*narrow_window_max)(const max_t<T>* values, std::size_t count);
-  // For each window i < count: cells[i · cell_stride] = the maximum of
-  // columns[starts[i]] … columns[ends[i] - 1], by narrow_window_max when
-  // it is at most kLanes wide, else by a left-to-right fold into the cell
-  // (NaN winning). Reads kLanes values from a window's start: the caller
-  // pads its buffer.
-  void (*window_maxima)(max_t<T>* cells, std::size_t cell_stride, const max_t<T>* columns,
-                        const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count);
+  extreme_kernels<T> max;
+  extreme_kernels<T> min;
 };
 
 enum class instruction_set { baseline, avx2, avx512 };

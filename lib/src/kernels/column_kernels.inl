@@ -272,9 +272,32 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
   }
 }
 
-// N consecutive elements as their maxima are kept.
+// Which of two values an extreme keeps (the larger for a maximum, the
+// smaller for a minimum; lanes of a mask for vectors), and what it starts
+// from: a value every other beats or ties, infinity included.
+template <bool Min>
+struct extreme_order {
+  template <class V>
+  static auto beats(V a, V b) {
+    if constexpr (Min) {
+      return a < b;
+    } else {
+      return a > b;
+    }
+  }
+  template <class M>
+  static constexpr M worst() {
+    if constexpr (std::is_floating_point_v<M>) {
+      return Min ? std::numeric_limits<M>::infinity() : -std::numeric_limits<M>::infinity();
+    } else {
+      return Min ? std::numeric_limits<M>::max() : std::numeric_limits<M>::lowest();
+    }
+  }
+};
+
+// N consecutive elements as their extremes are kept.
 template <std::size_t N, class T>
-inline vec<max_t<T>, N> max_elements(const T* p) {
+inline vec<max_t<T>, N> extreme_elements(const T* p) {
   if constexpr (std::is_same_v<T, float16_bits>) {
     return halves_to_floats<N>(p);
   } else {
@@ -282,21 +305,21 @@ inline vec<max_t<T>, N> max_elements(const T* p) {
   }
 }
 
-// Takes the maxima of R registers of W adjacent columns each over `count`
-// rows, as independent chains.
-template <std::size_t R, std::size_t W, class T>
-inline void max_column_pass(max_t<T>* maxima, const T* rows, std::size_t count,
-                            std::size_t stride) {
+// Takes the extremes of R registers of W adjacent columns each over
+// `count` rows, as independent chains.
+template <bool Min, std::size_t R, std::size_t W, class T>
+inline void extreme_column_pass(max_t<T>* extremes, const T* rows, std::size_t count,
+                                std::size_t stride) {
   using M = max_t<T>;
   using V = vec<M, W>;
   using mask = decltype(V{} > V{});
   V m[R];
   mask nan[R] = {};
-  for (std::size_t v = 0; v < R; ++v) m[v] = load<V>(maxima + v * W);
+  for (std::size_t v = 0; v < R; ++v) m[v] = load<V>(extremes + v * W);
   for (std::size_t r = 0; r < count; ++r, rows += stride) {
     for (std::size_t v = 0; v < R; ++v) {
-      V x = max_elements<W>(rows + v * W);
-      m[v] = x > m[v] ? x : m[v];
+      V x = extreme_elements<W>(rows + v * W);
+      m[v] = extreme_order<Min>::beats(x, m[v]) ? x : m[v];
       // Comparisons pass NaN over; a flag remembers it instead, which
       // keeps the loop free of branches.
       if constexpr (std::is_floating_point_v<M>) nan[v] |= x != x;
@@ -305,51 +328,51 @@ inline void max_column_pass(max_t<T>* maxima, const T* rows, std::size_t count,
   for (std::size_t v = 0; v < R; ++v) {
     if constexpr (std::is_floating_point_v<M>)
       m[v] = nan[v] ? V{} + std::numeric_limits<M>::quiet_NaN() : m[v];
-    store(maxima + v * W, m[v]);
+    store(extremes + v * W, m[v]);
   }
 }
 
 // The last columns, fewer than a register, as sum_narrow_columns.
-template <std::size_t W, class T>
-inline void max_narrow_columns(max_t<T>* maxima, const T* rows, std::size_t count,
-                               std::size_t stride, std::size_t width) {
+template <bool Min, std::size_t W, class T>
+inline void extreme_narrow_columns(max_t<T>* extremes, const T* rows, std::size_t count,
+                                   std::size_t stride, std::size_t width) {
   if constexpr (W >= 2) {
     if (width >= W) {
-      max_column_pass<1, W>(maxima, rows, count, stride);
-      maxima += W;
+      extreme_column_pass<Min, 1, W>(extremes, rows, count, stride);
+      extremes += W;
       rows += W;
       width -= W;
     }
-    max_narrow_columns<W / 2>(maxima, rows, count, stride, width);
+    extreme_narrow_columns<Min, W / 2>(extremes, rows, count, stride, width);
   } else if (width == 1) {
     using M = max_t<T>;
-    M m = *maxima;
+    M m = *extremes;
     bool nan = false;
     for (std::size_t r = 0; r < count; ++r, rows += stride) {
       M x = as_max(*rows);
-      m = x > m ? x : m;
+      m = extreme_order<Min>::beats(x, m) ? x : m;
       if constexpr (std::is_floating_point_v<M>) nan |= x != x;
     }
     if constexpr (std::is_floating_point_v<M>) m = nan ? std::numeric_limits<M>::quiet_NaN() : m;
-    *maxima = m;
+    *extremes = m;
   }
 }
 
-template <class T>
-void max_columns(max_t<T>* maxima, const T* rows, std::size_t count, std::size_t stride,
-                 std::size_t width) {
+template <bool Min, class T>
+void extreme_columns(max_t<T>* extremes, const T* rows, std::size_t count, std::size_t stride,
+                     std::size_t width) {
   constexpr std::size_t kWidth = kVectorBytes / sizeof(max_t<T>);
   // Four registers a pass: a comparison and a select a row each, so four
   // chains hide their latency.
   constexpr std::size_t kPassRegisters = 4;
   std::size_t j = 0;
   for (; j + kPassRegisters * kWidth <= width; j += kPassRegisters * kWidth) {
-    max_column_pass<kPassRegisters, kWidth>(maxima + j, rows + j, count, stride);
+    extreme_column_pass<Min, kPassRegisters, kWidth>(extremes + j, rows + j, count, stride);
   }
   for (; j + kWidth <= width; j += kWidth) {
-    max_column_pass<1, kWidth>(maxima + j, rows + j, count, stride);
+    extreme_column_pass<Min, 1, kWidth>(extremes + j, rows + j, count, stride);
   }
-  max_narrow_columns<kWidth / 2>(maxima + j, rows + j, count, stride, width - j);
+  extreme_narrow_columns<Min, kWidth / 2>(extremes + j, rows + j, count, stride, width - j);
 }
 
 template <class T>
@@ -415,9 +438,9 @@ void window_totals(double* cells, std::size_t cell_stride, const double* columns
   }
 }
 
-template <class T>
-void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
-               std::size_t phase) {
+template <bool Min, class T>
+void extreme_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t count,
+                   std::size_t phase) {
   using M = max_t<T>;
   constexpr std::size_t kWidth = std::min(kLanes, kVectorBytes / sizeof(M));
   constexpr std::size_t kRegisters = kLanes / kWidth;
@@ -425,7 +448,7 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
   using V = vec<M, kWidth>;
   using mask = decltype(V{} > V{});
   auto fold = [](M& lane, M x) {
-    if (x > lane || (floating && x != x)) lane = x;
+    if (extreme_order<Min>::beats(x, lane) || (floating && x != x)) lane = x;
   };
   std::size_t k = 0;
   for (; k < count && (phase + k) % kLanes != 0; ++k)
@@ -441,7 +464,7 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
       } else {
         x = load<V>(values + k + v * kWidth);
       }
-      m[v] = x > m[v] ? x : m[v];
+      m[v] = extreme_order<Min>::beats(x, m[v]) ? x : m[v];
       if constexpr (floating) nan[v] |= x != x;
     }
   }
@@ -452,8 +475,8 @@ void max_lanes(std::array<max_t<T>, kLanes>& lanes, const T* values, std::size_t
   for (; k < count; ++k) fold(lanes[(phase + k) % kLanes], as_max(values[k]));
 }
 
-template <class T>
-max_t<T> narrow_window_max(const max_t<T>* columns, std::size_t count) {
+template <bool Min, class T>
+max_t<T> narrow_window_extreme(const max_t<T>* columns, std::size_t count) {
   using M = max_t<T>;
   // At most 32-byte registers, as narrow_window_total.
   constexpr std::size_t kWidth =
@@ -465,57 +488,65 @@ max_t<T> narrow_window_max(const max_t<T>* columns, std::size_t count) {
   using index_type = std::remove_reference_t<decltype(index_vector{}[0])>;
   index_vector index{};
   for (std::size_t i = 0; i < kWidth; ++i) index[i] = static_cast<index_type>(i);
-  // What an empty lane holds: below every value, -inf included.
-  constexpr M smallest =
-      floating ? -std::numeric_limits<M>::infinity() : std::numeric_limits<M>::lowest();
+  // What an empty lane holds: a value every other beats or ties.
+  constexpr M worst = extreme_order<Min>::template worst<M>();
   V lanes[kRegisters];
   for (std::size_t v = 0; v < kRegisters; ++v) {
     V loaded = load<V>(columns + v * kWidth);
     auto inside = index + static_cast<index_type>(v * kWidth) < static_cast<index_type>(count);
-    lanes[v] = inside ? loaded : V{} + smallest;
+    lanes[v] = inside ? loaded : V{} + worst;
   }
   // Pairwise over the lanes, as the sums: lanes[i] = max(lanes[i],
-  // lanes[i + w]) for w = 8, 4, 2, 1, the earlier lane kept on a tie and
-  // a NaN always taken, so that one reaches lane 0.
-  auto keep_max = [](V earlier, V later) {
-    auto take = later > earlier;
+  // lanes[i + w]) for w = 8, 4, 2, 1 (or min), the earlier lane kept on a
+  // tie and a NaN always taken, so that one reaches lane 0.
+  auto keep_extreme = [](V earlier, V later) {
+    auto take = extreme_order<Min>::beats(later, earlier);
     if constexpr (floating) take |= later != later;
     return take ? later : earlier;
   };
   for (std::size_t width = kRegisters / 2; width >= 1; width /= 2) {
-    for (std::size_t v = 0; v < width; ++v) lanes[v] = keep_max(lanes[v], lanes[v + width]);
+    for (std::size_t v = 0; v < width; ++v) lanes[v] = keep_extreme(lanes[v], lanes[v + width]);
   }
-  M result = fold_pairwise<kWidth / 2>(lanes[0], keep_max)[0];
+  M result = fold_pairwise<kWidth / 2>(lanes[0], keep_extreme)[0];
   if constexpr (floating) {
     if (result != result) return std::numeric_limits<M>::quiet_NaN();
   }
   return result;
 }
 
-template <class T>
-void window_maxima(max_t<T>* cells, std::size_t cell_stride, const max_t<T>* columns,
-                   const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count) {
+template <bool Min, class T>
+void window_extremes(max_t<T>* cells, std::size_t cell_stride, const max_t<T>* columns,
+                     const std::uint64_t* starts, const std::uint64_t* ends, std::size_t count) {
   using M = max_t<T>;
   for (std::size_t i = 0; i < count; ++i) {
     const M* window = columns + starts[i];
     std::size_t size = ends[i] - starts[i];
     if (size <= kLanes) {
-      cells[i * cell_stride] = narrow_window_max<T>(window, size);
+      cells[i * cell_stride] = narrow_window_extreme<Min, T>(window, size);
       continue;
     }
     // Wider windows: a left-to-right fold, NaN winning.
     M m = cells[i * cell_stride];
     for (std::size_t x = 0; x < size; ++x) {
-      if (window[x] > m || (std::is_floating_point_v<M> && window[x] != window[x])) m = window[x];
+      if (extreme_order<Min>::beats(window[x], m) ||
+          (std::is_floating_point_v<M> && window[x] != window[x])) {
+        m = window[x];
+      }
     }
     cells[i * cell_stride] = m;
   }
 }
 
+template <bool Min, class T>
+constexpr extreme_kernels<T> extreme_kernels_for() {
+  return {&extreme_columns<Min, T>, &extreme_lanes<Min, T>, &narrow_window_extreme<Min, T>,
+          &window_extremes<Min, T>};
+}
+
 template <class T>
 constexpr column_kernels<T> kernels_for() {
-  return {&sum_columns<T>, &max_columns<T>,       &sum_lanes<T>,
-          &max_lanes<T>,   &narrow_window_max<T>, &window_maxima<T>};
+  return {&sum_columns<T>, &sum_lanes<T>, extreme_kernels_for<false, T>(),
+          extreme_kernels_for<true, T>()};
 }
 
 inline const kernel_set& kernels_of(instruction_set isa) {
