@@ -81,8 +81,8 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
                    "out.npy, out.npz, out.h5, a directory (existing or ending in /), or -")
       ->required();
   pool->add_option("--op", flags.op,
-                   "avg, max, sum or min over each window (sum and min as torch's sum and "
-                   "amin)")
+                   "avg, max, sum or min of each window; avgmax: (avg + max) / 2; catavgmax: "
+                   "avg and max concatenated on C (timm's)")
       ->capture_default_str();
   pool->add_option("--size", flags.size,
                    "Output spatial size: 1, 7, 7x7, 3x5, 2x2x2; _ keeps an axis")

@@ -254,6 +254,52 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
   }
 }
 
+TEST_CASE("pool: avgmax and catavgmax combine avg and max of the same windows") {
+  std::mt19937_64 rng(20261205);
+  for (const char* letters : {"NCHW", "NHWC", "CNHW", "NCL", "NDHWC", "CHW"}) {
+    layout axes = parse_layout(letters);
+    std::vector<std::uint64_t> shape;
+    for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 7);
+    std::vector<std::uint64_t> out_spatial;
+    for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 4);
+    std::uint64_t count = 1;
+    for (auto e : shape) count *= e;
+    std::vector<double> values(count);
+    std::normal_distribution<double> normal;
+    for (auto& v : values) v = normal(rng);
+    values[rng() % count] = std::nan("");
+    auto avg = reference_pool(values, shape, axes, out_spatial, pool_op::avg);
+    auto max = reference_pool(values, shape, axes, out_spatial, pool_op::max);
+    tensor_info info;
+    info.shape = shape;
+    info.type = dtype::float64;
+    CAPTURE(letters);
+
+    pool_request request{pool_op::avgmax, axes, out_spatial, dtype::float64, 2};
+    auto avgmax = run_pooler(info, values, request, 1 + rng() % count);
+    REQUIRE(avgmax.size() == avg.size());
+    for (std::size_t i = 0; i < avg.size(); ++i) {
+      double expected = 0.5 * (avg[i] + max[i]);
+      CHECK((std::isnan(expected) ? std::isnan(avgmax[i]) : avgmax[i] == expected));
+    }
+
+    // Every run of C averages (the axes before C give the runs) is followed by its C maxima.
+    request.op = pool_op::catavgmax;
+    auto both = run_pooler(info, values, request, 1 + rng() % count);
+    REQUIRE(both.size() == 2 * avg.size());
+    auto out_shape = pooled_shape(shape, request);
+    std::size_t c = *axes.channel_axis;
+    std::uint64_t run = 1;
+    for (std::size_t l = c; l < shape.size(); ++l) run *= l == c ? shape[l] : out_shape[l];
+    CHECK(out_shape[c] == 2 * shape[c]);
+    for (std::size_t i = 0; i < both.size(); ++i) {
+      std::uint64_t r = i / (2 * run), k = i % (2 * run);
+      double expected = k < run ? avg[r * run + k] : max[r * run + k - run];
+      CHECK((std::isnan(expected) ? std::isnan(both[i]) : both[i] == expected));
+    }
+  }
+}
+
 TEST_CASE("pool: results are bit-identical for any thread count and block size") {
   layout axes = parse_layout("NCHW");
   std::vector<std::uint64_t> shape{3, 64, 23, 29};

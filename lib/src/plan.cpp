@@ -159,6 +159,9 @@ class planner {
       misfit(fmt::format("rank {} has no default layout; pass --layout", info.shape.size()));
     } else if (axes->rank() != info.shape.size()) {
       misfit(fmt::format("rank {} does not fit layout {}", info.shape.size(), axes->letters));
+    } else if (options_.op == pool_op::catavgmax && !axes->channel_axis) {
+      misfit(fmt::format("catavgmax needs a C axis to concatenate on; layout {} has none",
+                         axes->letters));
     } else {
       plan_fitting(p, *axes, info);
     }

@@ -9,6 +9,7 @@
 
 #include "kernels/column_kernels.hpp"
 #include "lazy_cells.hpp"
+#include "pool_kernel.hpp"
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_for.h>
 
@@ -174,15 +175,6 @@ Out narrow(Acc value) {
 
 }  // namespace
 
-class pooler::kernel {
- public:
-  virtual ~kernel() = default;
-  virtual void consume(std::span<const std::byte> block) = 0;
-  virtual std::unique_ptr<stream> open_stream(std::uint64_t first) = 0;
-  virtual std::uint64_t unit_length() const = 0;
-  virtual pooled_tensor finish() = 0;
-};
-
 namespace {
 
 // The order every cell's elements are combined in, which fixes its bits:
@@ -326,30 +318,41 @@ class typed_kernel final : public pooler::kernel {
     out.shape = g_.output_shape;
     out.type = output_type_;
     out.data.resize(g_.output_count * dtype_size(output_type_));
-    cells_.fill_to(g_.output_count);
-    std::vector<double> counts{1.0};
-    if constexpr (Op == pool_op::avg) counts = window_count_period(g_);
     visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
       auto* target = reinterpret_cast<Out*>(out.data.data());
-      for (std::uint64_t first = 0; first < g_.output_count; first += counts.size()) {
-        for (std::size_t i = 0; i < counts.size(); ++i) {
-          acc_t value = cells_[first + i];
-          if constexpr (Op == pool_op::avg) value /= counts[i];
-          // Which NaN an addition returns depends on the order of its
-          // operands, which compilers choose freely: every NaN is written
-          // as the one quiet NaN, so all instruction sets give the same
-          // bytes.
-          if constexpr (std::is_floating_point_v<acc_t>) {
-            if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
-          }
-          target[first + i] = narrow<Out>(value);
-        }
-      }
+      for_each_result([&](std::uint64_t cell, acc_t value) { target[cell] = narrow<Out>(value); });
     });
     return out;
   }
 
+  void finish_into(double* values) override {
+    for_each_result(
+        [&](std::uint64_t cell, acc_t value) { values[cell] = static_cast<double>(value); });
+  }
+
  private:
+  // Hands every cell's result, in order, to take(cell, value): averages
+  // divided by their window's size.
+  template <class Take>
+  void for_each_result(Take&& take) {
+    cells_.fill_to(g_.output_count);
+    std::vector<double> counts{1.0};
+    if constexpr (Op == pool_op::avg) counts = window_count_period(g_);
+    for (std::uint64_t first = 0; first < g_.output_count; first += counts.size()) {
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        acc_t value = cells_[first + i];
+        if constexpr (Op == pool_op::avg) value /= counts[i];
+        // Which NaN an addition returns depends on the order of its
+        // operands, which compilers choose freely: every NaN is written as
+        // the one quiet NaN, so all instruction sets give the same bytes.
+        if constexpr (std::is_floating_point_v<acc_t>) {
+          if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
+        }
+        take(first + i, value);
+      }
+    }
+  }
+
   std::uint64_t lanes() const { return g_.axes.back().extent; }
 
   // One past the last cell that the first `end` elements in storage order
@@ -743,11 +746,15 @@ std::unique_ptr<pooler::kernel> make_kernel(dtype input, geometry g, const pool_
 }  // namespace
 
 pool_op parse_pool_op(std::string_view text) {
-  for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min}) {
+  for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min, pool_op::avgmax,
+                     pool_op::catavgmax}) {
     if (text == pool_op_name(op)) return op;
   }
-  throw usage_error(fmt::format("--op: '{}': expected avg, max, sum or min", text));
+  throw usage_error(
+      fmt::format("--op: '{}': expected avg, max, sum, min, avgmax or catavgmax", text));
 }
+
+bool combines_avg_and_max(pool_op op) { return op == pool_op::avgmax || op == pool_op::catavgmax; }
 
 std::string_view pool_op_name(pool_op op) {
   switch (op) {
@@ -759,6 +766,10 @@ std::string_view pool_op_name(pool_op op) {
       return "sum";
     case pool_op::min:
       return "min";
+    case pool_op::avgmax:
+      return "avgmax";
+    case pool_op::catavgmax:
+      return "catavgmax";
   }
   return "?";
 }
@@ -767,7 +778,7 @@ dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested) {
   if (requested) return *requested;
   if (input == dtype::float64) return dtype::float64;
   bool exact = input != dtype::float16 && input != dtype::float32;
-  if (!sums(op) && exact) return input;
+  if ((op == pool_op::max || op == pool_op::min) && exact) return input;
   // Sums of integers are kept in float64, exact up to 2^53 like the sum.
   if (op == pool_op::sum && exact) return dtype::float64;
   return dtype::float32;
@@ -778,6 +789,12 @@ std::vector<std::uint64_t> pooled_shape(const std::vector<std::uint64_t>& input_
   auto shape = input_shape;
   for (std::size_t s = 0; s < request.axes.spatial_axes.size(); ++s) {
     shape[request.axes.spatial_axes[s]] = request.output_spatial[s];
+  }
+  // Average and maximum side by side on the channel axis (plan checks there
+  // is one); a length past 64 bits saturates, which the 4 GiB cap refuses.
+  if (request.op == pool_op::catavgmax && request.axes.channel_axis) {
+    auto& channels = shape[*request.axes.channel_axis];
+    if (__builtin_mul_overflow(channels, std::uint64_t{2}, &channels)) channels = UINT64_MAX;
   }
   return shape;
 }
@@ -815,23 +832,28 @@ void flatten(pooled_tensor& tensor, const layout& axes) {
   tensor.data = std::move(reordered);
 }
 
-pooler::pooler(const tensor_info& input, const pool_request& request) {
+std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
+                                                   const pool_request& request) {
   auto g = make_geometry(input, request);
   switch (request.op) {
     case pool_op::avg:
-      kernel_ = make_kernel<pool_op::avg>(*input.type, std::move(g), request);
-      break;
+      return make_kernel<pool_op::avg>(*input.type, std::move(g), request);
     case pool_op::max:
-      kernel_ = make_kernel<pool_op::max>(*input.type, std::move(g), request);
-      break;
+      return make_kernel<pool_op::max>(*input.type, std::move(g), request);
     case pool_op::sum:
-      kernel_ = make_kernel<pool_op::sum>(*input.type, std::move(g), request);
-      break;
+      return make_kernel<pool_op::sum>(*input.type, std::move(g), request);
     case pool_op::min:
-      kernel_ = make_kernel<pool_op::min>(*input.type, std::move(g), request);
+      return make_kernel<pool_op::min>(*input.type, std::move(g), request);
+    case pool_op::avgmax:
+    case pool_op::catavgmax:
       break;
   }
+  throw std::logic_error("make_window_kernel: a combined op");
 }
+
+pooler::pooler(const tensor_info& input, const pool_request& request)
+    : kernel_(combines_avg_and_max(request.op) ? make_avg_max_kernel(input, request)
+                                               : make_window_kernel(input, request)) {}
 
 pooler::~pooler() = default;
 

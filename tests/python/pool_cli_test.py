@@ -65,7 +65,7 @@ class Usage(PoolTest):
         self.assert_usage([x, "-o", out, "--layout", "N1L"],
                           "--layout: 'N1L': a layout is letters only")
         self.assert_usage([x, "-o", out, "--op", "median"],
-                          "--op: 'median': expected avg, max, sum or min")
+                          "--op: 'median': expected avg, max, sum, min, avgmax or catavgmax")
 
     def test_incompatible_flags_and_unknown_extension(self):
         x = sample("tokens_ncl.npy")
@@ -244,6 +244,20 @@ class Flags(PoolTest):
         self.assertEqual(out.dtype, np.int8)
         ref = np.load(sample("int8_quantized_nchw.npy")).max(axis=(2, 3), keepdims=True)
         np.testing.assert_array_equal(out, ref)
+
+    def test_catavgmax_needs_a_channel_axis(self):
+        x = sample("tokens_ncl.npy")
+        code, _, err = run("pool", x, "-o", self.path("o.npy"), "--op", "catavgmax",
+                           "--layout", "NXL", "-q")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, f"featpool: error: {x}:tokens_ncl: catavgmax needs a C axis to "
+                              "concatenate on; layout NXL has none\n")
+        code, _, _ = run("pool", x, "-o", self.path("o.npy"), "--op", "catavgmax", "--flatten",
+                         "-q")
+        self.assertEqual(code, 0)
+        a = np.load(x).astype(np.float64)
+        want = np.concatenate([a.mean(axis=2), a.max(axis=2)], axis=1).astype(np.float32)
+        np.testing.assert_allclose(np.load(self.path("o.npy")), want, rtol=2**-23)
 
 
 class Terminal(PoolTest):

@@ -6,7 +6,8 @@ Every case is one tensor: a random layout (NCHW, NHWC, NCL, NLC, NCDHW, NDHWC, C
 and odd ones such as CNHW), shape, dtype, memory order and byte order, stored in an NPY, NPZ
 or HDF5 file, pooled by featpool with random flags (--op, --size, --layout, --flatten,
 --dtype), and compared with torch's adaptive_{avg,max}_pool{1,2,3}d computed in float64
-(sum and min: torch's sum and amin over the same windows).
+(sum and min: torch's sum and amin over the same windows; avgmax and catavgmax: timm's
+0.5 * (avg + max) and torch.cat([avg, max], 1) of those).
 Cases that share flags are written into one folder and pooled with a single featpool command
 (to a directory, an .npz or an .h5), so hundreds of cases cost a few dozen process starts;
 some cases get their own command to cover `-o x.npy`, `-o -` and `FILE:NAME` references, and
@@ -114,6 +115,10 @@ def torch_pool(t, sizes, op):
     """Adaptive pooling of an (N, C, spatial...) float64 array; sizes holds ints or None."""
     if op in ("sum", "min"):
         return torch_window_pool(t, sizes, op)
+    if op in ("avgmax", "catavgmax"):
+        # timm's adaptive_avgmax_pool2d and adaptive_catavgmax_pool2d, on any rank.
+        avg, top = torch_pool(t, sizes, "avg"), torch_pool(t, sizes, "max")
+        return 0.5 * (avg + top) if op == "avgmax" else np.concatenate([avg, top], axis=1)
     x = torch.from_numpy(np.ascontiguousarray(t))
     fn = {
         ("avg", 1): F.adaptive_avg_pool1d,
@@ -232,6 +237,8 @@ def reference(a, layout, sizes, op, flatten):
         pooled = torch_pool(t, sizes, op)
     magnitude = np.where(np.isfinite(t), np.abs(t), 0.0)
     scale = torch_pool(magnitude, sizes, "sum" if op == "sum" else "max")
+    if op == "catavgmax":
+        scale = np.concatenate([scale, scale], axis=1)
     ref = from_torch_order(pooled, layout)
     scale = from_torch_order(scale, layout)
     if flatten:
@@ -450,7 +457,7 @@ def random_flags(rng, layout):
     r = rng.random()
     dtype = "auto" if r < 0.7 else str(rng.choice(["float64", "float32", "float16", "auto"]))
     return {
-        "op": str(rng.choice(["avg", "max", "sum", "min"], p=[0.35, 0.35, 0.15, 0.15])),
+        "op": random_op(rng, layout),
         "sizes": sizes,
         "size_spec": size_spec,
         "layout_flag": layout_flag,
@@ -458,6 +465,13 @@ def random_flags(rng, layout):
         "dtype": dtype,
         "explicit_auto": dtype == "auto" and r >= 0.7,
     }
+
+
+def random_op(rng, layout):
+    op = str(rng.choice(["avg", "max", "sum", "min", "avgmax", "catavgmax"],
+                        p=[0.3, 0.3, 0.1, 0.1, 0.1, 0.1]))
+    # catavgmax concatenates on C: featpool skips tensors without one (a test of its own).
+    return "avgmax" if op == "catavgmax" and "C" not in layout else op
 
 
 def random_layout(rng):
@@ -765,10 +779,10 @@ class Runner:
                 add("size _" if size is None else "size equal" if size == length
                     else "size larger" if size > length
                     else "size divisible" if length % size == 0 else "size non-divisible")
-        required = (["large", "1d", "2d", "3d", "op avg", "op max", "op sum", "op min", "in npy", "in npz", "in h5",
-                     "flatten", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
+        required = (["large", "1d", "2d", "3d", "in npy", "in npz", "in h5", "flatten", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
                      "size larger", "size divisible", "size non-divisible", "size one number",
                      "--dtype float64", "--dtype float32", "--dtype float16"]
+                    + [f"op {op}" for op in ("avg", "max", "sum", "min", "avgmax", "catavgmax")]
                     + [f"dtype {d}" for d in DTYPES]
                     + [f"layout {l}" for l in sum(COMMON_LAYOUTS.values(), [])]
                     + ["layout CNHW"]

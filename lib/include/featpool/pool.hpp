@@ -21,11 +21,15 @@
 
 namespace featpool {
 
-enum class pool_op { avg, max, sum, min };
+// avgmax is timm's 0.5 · (avg + max); catavgmax concatenates avg and max
+// on the channel axis, avg first, so C doubles.
+enum class pool_op { avg, max, sum, min, avgmax, catavgmax };
 
-// "avg", "max", "sum" or "min"; throws usage_error for anything else.
+// An op's name as --op takes it; throws usage_error for anything else.
 pool_op parse_pool_op(std::string_view text);
 std::string_view pool_op_name(pool_op op);
+// avgmax and catavgmax: pooled by an average and a maximum in one pass.
+bool combines_avg_and_max(pool_op op);
 
 // The dtype a pooled tensor is written in: `--dtype auto` keeps integer and
 // bool inputs' dtype for max and min, gives float64 for float64 inputs and

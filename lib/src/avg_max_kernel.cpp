@@ -1,0 +1,141 @@
+// avgmax and catavgmax (timm's adaptive_avgmax_pool2d and
+// adaptive_catavgmax_pool2d on any layout): an average and a maximum fed
+// the same blocks, so the input is read once, each computed exactly as
+// --op avg and --op max compute it, then combined in float64 and rounded
+// once to the output dtype.
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+#include "pool_kernel.hpp"
+
+#include "featpool/element.hpp"
+
+namespace featpool {
+namespace {
+
+class avg_max_stream final : public pooler::stream {
+ public:
+  avg_max_stream(std::unique_ptr<pooler::stream> avg, std::unique_ptr<pooler::stream> max)
+      : avg_(std::move(avg)), max_(std::move(max)) {}
+  void consume(std::span<const std::byte> block) override {
+    avg_->consume(block);
+    max_->consume(block);
+  }
+
+ private:
+  std::unique_ptr<pooler::stream> avg_;
+  std::unique_ptr<pooler::stream> max_;
+};
+
+class avg_max_kernel final : public pooler::kernel {
+ public:
+  avg_max_kernel(const tensor_info& input, const pool_request& request)
+      : op_(request.op),
+        channel_axis_(request.axes.channel_axis),
+        output_type_(request.output_type),
+        shape_(pooled_shape(input.shape, part(request, pool_op::avg))),
+        avg_(make_window_kernel(input, part(request, pool_op::avg))),
+        max_(make_window_kernel(input, part(request, pool_op::max))) {
+    if (op_ == pool_op::catavgmax && !channel_axis_) {
+      throw std::logic_error("catavgmax: the layout has no channel axis");
+    }
+  }
+
+  void consume(std::span<const std::byte> block) override {
+    avg_->consume(block);
+    max_->consume(block);
+  }
+
+  std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
+    return std::make_unique<avg_max_stream>(avg_->open_stream(first), max_->open_stream(first));
+  }
+
+  std::uint64_t unit_length() const override { return avg_->unit_length(); }
+
+  pooled_tensor finish() override {
+    std::uint64_t count = 1;
+    for (auto extent : shape_) count *= extent;
+    auto averages = std::make_unique_for_overwrite<double[]>(count);
+    avg_->finish_into(averages.get());
+    avg_.reset();
+    auto maxima = std::make_unique_for_overwrite<double[]>(count);
+    max_->finish_into(maxima.get());
+    max_.reset();
+    pooled_tensor out;
+    out.type = output_type_;
+    out.shape = shape_;
+    if (op_ == pool_op::catavgmax) out.shape[*channel_axis_] *= 2;
+    out.data.resize((op_ == pool_op::catavgmax ? 2 : 1) * count * dtype_size(out.type));
+    visit_dtype(out.type, [&]<class Out>(std::type_identity<Out>) {
+      auto* target = reinterpret_cast<Out*>(out.data.data());
+      if (op_ == pool_op::avgmax) {
+        // timm's 0.5 * (x_avg + x_max).
+        for (std::uint64_t i = 0; i < count; ++i) {
+          target[i] = rounded<Out>(0.5 * (averages[i] + maxima[i]));
+        }
+        return;
+      }
+      // On the channel axis, every run of C averages is followed by its C
+      // maxima: the slower axes give the runs, C and the faster ones their
+      // length.
+      std::size_t c = *channel_axis_;
+      std::uint64_t run = 1;
+      for (std::size_t l = c; l < shape_.size(); ++l) run *= shape_[l];
+      for (std::uint64_t r = 0; r < count / std::max<std::uint64_t>(run, 1); ++r) {
+        for (std::uint64_t k = 0; k < run; ++k) {
+          target[2 * r * run + k] = rounded<Out>(averages[r * run + k]);
+          target[(2 * r + 1) * run + k] = rounded<Out>(maxima[r * run + k]);
+        }
+      }
+    });
+    return out;
+  }
+
+  void finish_into(double*) override {
+    throw std::logic_error("avg_max_kernel: its results are combined, not kept");
+  }
+
+ private:
+  // The average or the maximum of the same windows, kept in float64.
+  static pool_request part(const pool_request& request, pool_op op) {
+    pool_request one = request;
+    one.op = op;
+    one.output_type = dtype::float64;
+    return one;
+  }
+
+  // Rounded once to the output dtype; every NaN as the one quiet NaN, as
+  // the other ops write it.
+  template <class Out>
+  static Out rounded(double value) {
+    if (std::isnan(value)) value = std::numeric_limits<double>::quiet_NaN();
+    if constexpr (std::is_same_v<Out, float16_bits>) {
+      return to_float16(value);
+    } else {
+      return static_cast<Out>(value);
+    }
+  }
+
+  pool_op op_;
+  std::optional<std::size_t> channel_axis_;
+  dtype output_type_;
+  std::vector<std::uint64_t> shape_;  // of the average and of the maximum
+  std::unique_ptr<pooler::kernel> avg_;
+  std::unique_ptr<pooler::kernel> max_;
+};
+
+}  // namespace
+
+std::unique_ptr<pooler::kernel> make_avg_max_kernel(const tensor_info& input,
+                                                    const pool_request& request) {
+  return std::make_unique<avg_max_kernel>(input, request);
+}
+
+}  // namespace featpool

@@ -1,0 +1,34 @@
+#pragma once
+// The kernels behind featpool::pooler: one per window op (pool.cpp), and
+// one that runs an average and a maximum over the same pass and combines
+// them (avg_max_kernel.cpp).
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "featpool/pool.hpp"
+
+namespace featpool {
+
+class pooler::kernel {
+ public:
+  virtual ~kernel() = default;
+  virtual void consume(std::span<const std::byte> block) = 0;
+  virtual std::unique_ptr<stream> open_stream(std::uint64_t first) = 0;
+  virtual std::uint64_t unit_length() const = 0;
+  virtual pooled_tensor finish() = 0;
+  // Instead of finish(): every cell's result as a double, in the output's
+  // order, into `values` (one per cell).
+  virtual void finish_into(double* values) = 0;
+};
+
+// avg, max, sum or min of every window.
+std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
+                                                   const pool_request& request);
+
+// avgmax or catavgmax: request.op must be one of them.
+std::unique_ptr<pooler::kernel> make_avg_max_kernel(const tensor_info& input,
+                                                    const pool_request& request);
+
+}  // namespace featpool
