@@ -199,6 +199,16 @@ std::vector<double> to_fortran(const std::vector<double>& c_order,
   return out;
 }
 
+// Standard normal values for a tensor of `shape`.
+std::vector<double> normal_values(std::mt19937_64& rng, const std::vector<std::uint64_t>& shape) {
+  std::uint64_t count = 1;
+  for (auto extent : shape) count *= extent;
+  std::vector<double> values(count);
+  std::normal_distribution<double> normal;
+  for (auto& v : values) v = normal(rng);
+  return values;
+}
+
 TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks and threads") {
   std::mt19937_64 rng(20261125);
   const char* layouts[] = {"NCHW", "NHWC", "NCL",   "NLC",   "CHW",  "HWC",
@@ -217,11 +227,8 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
     }
     std::vector<std::uint64_t> out_spatial;
     for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 8);
-    std::uint64_t count = 1;
-    for (auto e : shape) count *= e;
-    std::vector<double> values(count);
-    std::normal_distribution<double> normal;
-    for (auto& v : values) v = normal(rng);
+    auto values = normal_values(rng, shape);
+    std::uint64_t count = values.size();
     if (trial % 5 == 0) values[rng() % count] = std::nan("");
     for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min}) {
       CAPTURE(trial);
@@ -262,11 +269,8 @@ TEST_CASE("pool: avgmax and catavgmax combine avg and max of the same windows") 
     for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 7);
     std::vector<std::uint64_t> out_spatial;
     for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 4);
-    std::uint64_t count = 1;
-    for (auto e : shape) count *= e;
-    std::vector<double> values(count);
-    std::normal_distribution<double> normal;
-    for (auto& v : values) v = normal(rng);
+    auto values = normal_values(rng, shape);
+    std::uint64_t count = values.size();
     values[rng() % count] = std::nan("");
     auto avg = reference_pool(values, shape, axes, out_spatial, pool_op::avg);
     auto max = reference_pool(values, shape, axes, out_spatial, pool_op::max);

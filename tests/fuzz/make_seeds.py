@@ -73,15 +73,18 @@ def write(directory, name, data):
         f.write(data)
 
 
-def npy_seeds(samples, out):
+def samples_of(samples, suffix):
+    """(name, stem, path, bytes) of every sample file whose name ends with `suffix`."""
     for name in sorted(os.listdir(samples)):
-        if not name.endswith(".npy"):
-            continue
-        path = os.path.join(samples, name)
+        if name.endswith(suffix):
+            path = os.path.join(samples, name)
+            with open(path, "rb") as f:
+                yield name, name[:-len(suffix)], path, f.read()
+
+
+def npy_seeds(samples, out):
+    for name, stem, path, whole in samples_of(samples, ".npy"):
         array, version, data_offset = read_npy(path)
-        stem = name[:-len(".npy")]
-        with open(path, "rb") as f:
-            whole = f.read()
         write(out["npy_header"], stem + ".header", whole[:data_offset])
         if len(whole) <= SMALL_FILE_BYTES:
             write(out["npy_pool"], name, whole)
@@ -101,15 +104,10 @@ def npz_bytes(members, compression, zip64):
 
 
 def npz_seeds(samples, out):
-    for name in sorted(os.listdir(samples)):
-        if not name.endswith(".npz"):
-            continue
-        path = os.path.join(samples, name)
-        with open(path, "rb") as f:
-            write(out["npz"], name, f.read())
+    for name, stem, path, whole in samples_of(samples, ".npz"):
+        write(out["npz"], name, whole)
         with np.load(path) as archive:
             members = {key: miniature(archive[key]) for key in archive.files}
-        stem = name[:-len(".npz")]
         for label, compression in (("stored", zipfile.ZIP_STORED),
                                    ("deflated", zipfile.ZIP_DEFLATED)):
             for zip64 in (True, False):
@@ -156,13 +154,8 @@ def copy_dataset(source, target):
 
 
 def h5_seeds(samples, out):
-    for name in sorted(os.listdir(samples)):
-        if not name.endswith(".h5"):
-            continue
-        path = os.path.join(samples, name)
-        with open(path, "rb") as f:
-            write(out["hdf5_list"], name, f.read())
-        stem = name[:-len(".h5")]
+    for name, stem, path, whole in samples_of(samples, ".h5"):
+        write(out["hdf5_list"], name, whole)
         with h5py.File(path, "r") as source:
             datasets = []
             source.visititems(
