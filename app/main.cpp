@@ -43,6 +43,8 @@ Exit codes:
 // plain-English messages, not CLI11's, describe a bad value.
 struct pool_flags {
   std::string op = "avg";
+  std::string p;
+  std::string eps;
   std::string size = "1";
   std::string layout;
   std::string dtype = "auto";
@@ -82,8 +84,10 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
       ->required();
   pool->add_option("--op", flags.op,
                    "avg, max, sum or min of each window; avgmax: (avg + max) / 2; catavgmax: "
-                   "avg and max concatenated on C (timm's)")
+                   "avg and max concatenated on C (timm's); gem: (avg of clamp(x, eps)^p)^(1/p)")
       ->capture_default_str();
+  pool->add_option("--p", flags.p, "gem's power p (default 3)");
+  pool->add_option("--eps", flags.eps, "gem's clamp: x below it counts as it (default 1e-6)");
   pool->add_option("--size", flags.size,
                    "Output spatial size: 1, 7, 7x7, 3x5, 2x2x2; _ keeps an axis")
       ->capture_default_str();
@@ -129,6 +133,9 @@ void declare_merge(CLI::App& app, featpool::merge_options& options) {
 
 void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
   options.op = featpool::parse_pool_op(flags.op);
+  if (!flags.p.empty() || !flags.eps.empty()) {
+    options.gem = featpool::parse_gem_params(flags.p, flags.eps);
+  }
   options.size = featpool::parse_size(flags.size);
   if (!flags.layout.empty()) options.axes = featpool::parse_layout(flags.layout);
   options.output_type = featpool::parse_output_dtype(flags.dtype);

@@ -73,7 +73,7 @@ void run_case(benchmark::State& state, kernel_case c) {
   info.shape = nchw ? std::vector<std::uint64_t>{samples, channels, c.input, c.input}
                     : std::vector<std::uint64_t>{samples, c.input, c.input, channels};
   featpool::pool_request request{
-      c.op, featpool::parse_layout(c.layout), {c.output, c.output}, dtype::float32, 1};
+      c.op, featpool::parse_layout(c.layout), {c.output, c.output}, dtype::float32, 1, {}};
   const auto& data = random_block(samples * sample_bytes, c.type);
   for (auto _ : state) {
     featpool::pooler pool(info, request);

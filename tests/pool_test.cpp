@@ -87,7 +87,7 @@ TEST_CASE(
 std::vector<double> reference_pool(const std::vector<double>& values,
                                    const std::vector<std::uint64_t>& shape, const layout& axes,
                                    const std::vector<std::uint64_t>& out_spatial, pool_op op) {
-  pool_request request{op, axes, out_spatial, dtype::float64, 1};
+  pool_request request{op, axes, out_spatial, dtype::float64, 1, {}};
   auto out_shape = pooled_shape(shape, request);
   std::size_t rank = shape.size();
   std::vector<axis_windows> windows;
@@ -237,7 +237,7 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
       tensor_info info;
       info.shape = shape;
       info.type = dtype::float64;
-      pool_request request{op, axes, out_spatial, dtype::float64, 1 + trial % 3};
+      pool_request request{op, axes, out_spatial, dtype::float64, 1 + trial % 3, {}};
       std::size_t block = 1 + rng() % count;
       auto got = run_pooler(info, values, request, block);
       REQUIRE(got.size() == expected.size());
@@ -279,7 +279,7 @@ TEST_CASE("pool: avgmax and catavgmax combine avg and max of the same windows") 
     info.type = dtype::float64;
     CAPTURE(letters);
 
-    pool_request request{pool_op::avgmax, axes, out_spatial, dtype::float64, 2};
+    pool_request request{pool_op::avgmax, axes, out_spatial, dtype::float64, 2, {}};
     auto avgmax = run_pooler(info, values, request, 1 + rng() % count);
     REQUIRE(avgmax.size() == avg.size());
     for (std::size_t i = 0; i < avg.size(); ++i) {
@@ -304,6 +304,41 @@ TEST_CASE("pool: avgmax and catavgmax combine avg and max of the same windows") 
   }
 }
 
+TEST_CASE("pool: gem is the root of the average of clamped powers") {
+  std::mt19937_64 rng(20261205);
+  for (const char* letters : {"NCHW", "NHWC", "NCL", "NCDHW"}) {
+    layout axes = parse_layout(letters);
+    std::vector<std::uint64_t> shape;
+    for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 9);
+    std::vector<std::uint64_t> out_spatial;
+    for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 4);
+    auto values = normal_values(rng, shape);
+    values[rng() % values.size()] = std::nan("");
+    tensor_info info;
+    info.shape = shape;
+    info.type = dtype::float64;
+    for (gem_params gem : {gem_params{}, gem_params{2.5, 0.1}}) {
+      CAPTURE(letters);
+      CAPTURE(gem.p);
+      std::vector<double> powers;
+      for (double x : values) powers.push_back(std::pow(x < gem.eps ? gem.eps : x, gem.p));
+      auto averages = reference_pool(powers, shape, axes, out_spatial, pool_op::avg);
+      pool_request request{pool_op::gem, axes, out_spatial, dtype::float64, 2, gem};
+      auto got = run_pooler(info, values, request, 1 + rng() % values.size());
+      REQUIRE(got.size() == averages.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        double expected = std::pow(averages[i], 1 / gem.p);
+        if (std::isnan(expected)) {
+          CHECK(std::isnan(got[i]));
+        } else {
+          // x * x * x for p = 3 may round differently from pow(x, 3).
+          CHECK(got[i] == doctest::Approx(expected).epsilon(1e-14));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("pool: results are bit-identical for any thread count and block size") {
   layout axes = parse_layout("NCHW");
   std::vector<std::uint64_t> shape{3, 64, 23, 29};
@@ -320,7 +355,7 @@ TEST_CASE("pool: results are bit-identical for any thread count and block size")
     std::vector<std::byte> first;
     for (int threads : {1, 2, 4}) {
       for (std::size_t block : {count, std::size_t{65536 + 13}, std::size_t{100003}}) {
-        pool_request request{pool_op::avg, axes, {7, 5}, dtype::float32, threads};
+        pool_request request{pool_op::avg, axes, {7, 5}, dtype::float32, threads, {}};
         pooler p(info, request);
         for (std::size_t i = 0; i < count; i += block) {
           p.consume(std::as_bytes(std::span(values.data() + i, std::min(block, count - i))));
@@ -340,7 +375,7 @@ TEST_CASE("pool: integers keep their dtype under max and average exactly in doub
   std::vector<std::int64_t> values{(std::int64_t{1} << 62) + 1, -5, (std::int64_t{1} << 62) + 3};
   auto axes = parse_layout("NCL");
   CHECK(pooled_dtype(pool_op::max, dtype::int64, std::nullopt) == dtype::int64);
-  pooler max_pool(info, {pool_op::max, axes, {1}, dtype::int64, 1});
+  pooler max_pool(info, {pool_op::max, axes, {1}, dtype::int64, 1, {}});
   max_pool.consume(std::as_bytes(std::span(values)));
   auto out = max_pool.finish();
   std::int64_t result;

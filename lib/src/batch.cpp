@@ -149,6 +149,12 @@ void check_pool_options(const pool_options& options) {
   }
   if (options.jobs < 1)
     throw usage_error(fmt::format("-j: '{}': must be at least 1", options.jobs));
+  if (options.gem && options.op != pool_op::gem) {
+    throw usage_error(
+        fmt::format("--p and --eps are the generalized mean's: they go with "
+                    "--op gem, not --op {}",
+                    pool_op_name(options.op)));
+  }
   if (options.output == "-" && options.report_path == "-") {
     throw usage_error("--report -: standard output already carries the pooled tensor");
   }

@@ -189,8 +189,9 @@ class planner {
     }
     r.size.assign(out_spatial->begin(), out_spatial->end());
     p.request =
-        pool_request{options_.op, axes, *out_spatial,
-                     pooled_dtype(options_.op, *info.type, options_.output_type), options_.jobs};
+        pool_request{options_.op,   axes,
+                     *out_spatial,  pooled_dtype(options_.op, *info.type, options_.output_type),
+                     options_.jobs, options_.gem.value_or(gem_params{})};
     auto shape = pooled_shape(info.shape, p.request);
     // Multiply with overflow checks: a huge --size must be refused, not wrap.
     std::uint64_t bytes = dtype_size(p.request.output_type);

@@ -747,11 +747,11 @@ std::unique_ptr<pooler::kernel> make_kernel(dtype input, geometry g, const pool_
 
 pool_op parse_pool_op(std::string_view text) {
   for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min, pool_op::avgmax,
-                     pool_op::catavgmax}) {
+                     pool_op::catavgmax, pool_op::gem}) {
     if (text == pool_op_name(op)) return op;
   }
   throw usage_error(
-      fmt::format("--op: '{}': expected avg, max, sum, min, avgmax or catavgmax", text));
+      fmt::format("--op: '{}': expected avg, max, sum, min, avgmax, catavgmax or gem", text));
 }
 
 bool combines_avg_and_max(pool_op op) { return op == pool_op::avgmax || op == pool_op::catavgmax; }
@@ -770,6 +770,8 @@ std::string_view pool_op_name(pool_op op) {
       return "avgmax";
     case pool_op::catavgmax:
       return "catavgmax";
+    case pool_op::gem:
+      return "gem";
   }
   return "?";
 }
@@ -846,13 +848,15 @@ std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
       return make_kernel<pool_op::min>(*input.type, std::move(g), request);
     case pool_op::avgmax:
     case pool_op::catavgmax:
+    case pool_op::gem:
       break;
   }
-  throw std::logic_error("make_window_kernel: a combined op");
+  throw std::logic_error("make_window_kernel: an op made of other kernels");
 }
 
 pooler::pooler(const tensor_info& input, const pool_request& request)
     : kernel_(combines_avg_and_max(request.op) ? make_avg_max_kernel(input, request)
+              : request.op == pool_op::gem     ? make_gem_kernel(input, request)
                                                : make_window_kernel(input, request)) {}
 
 pooler::~pooler() = default;

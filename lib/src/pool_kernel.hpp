@@ -1,7 +1,8 @@
 #pragma once
-// The kernels behind featpool::pooler: one per window op (pool.cpp), and
-// one that runs an average and a maximum over the same pass and combines
-// them (avg_max_kernel.cpp).
+// The kernels behind featpool::pooler: one per window op (pool.cpp), one
+// that runs an average and a maximum over the same pass and combines them
+// (avg_max_kernel.cpp), and the generalized mean, an average of powers
+// (gem_kernel.cpp).
 
 #include <cstdint>
 #include <memory>
@@ -30,5 +31,9 @@ std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
 // avgmax or catavgmax: request.op must be one of them.
 std::unique_ptr<pooler::kernel> make_avg_max_kernel(const tensor_info& input,
                                                     const pool_request& request);
+
+// The generalized mean (gem_kernel.cpp).
+std::unique_ptr<pooler::kernel> make_gem_kernel(const tensor_info& input,
+                                                const pool_request& request);
 
 }  // namespace featpool

@@ -65,7 +65,15 @@ class Usage(PoolTest):
         self.assert_usage([x, "-o", out, "--layout", "N1L"],
                           "--layout: 'N1L': a layout is letters only")
         self.assert_usage([x, "-o", out, "--op", "median"],
-                          "--op: 'median': expected avg, max, sum, min, avgmax or catavgmax")
+                          "--op: 'median': expected avg, max, sum, min, avgmax, catavgmax or gem")
+        self.assert_usage([x, "-o", out, "--p", "2"], "--p and --eps are the generalized "
+                          "mean's: they go with --op gem, not --op avg")
+        self.assert_usage([x, "-o", out, "--op", "max", "--eps", "0.1"], "--p and --eps are the "
+                          "generalized mean's: they go with --op gem, not --op max")
+        self.assert_usage([x, "-o", out, "--op", "gem", "--p", "0"],
+                          "--p: '0': expected a positive number")
+        self.assert_usage([x, "-o", out, "--op", "gem", "--eps", "1e-6x"],
+                          "--eps: '1e-6x': expected a positive number")
 
     def test_incompatible_flags_and_unknown_extension(self):
         x = sample("tokens_ncl.npy")

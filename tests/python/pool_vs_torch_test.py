@@ -7,7 +7,8 @@ and odd ones such as CNHW), shape, dtype, memory order and byte order, stored in
 or HDF5 file, pooled by featpool with random flags (--op, --size, --layout, --flatten,
 --dtype), and compared with torch's adaptive_{avg,max}_pool{1,2,3}d computed in float64
 (sum and min: torch's sum and amin over the same windows; avgmax and catavgmax: timm's
-0.5 * (avg + max) and torch.cat([avg, max], 1) of those).
+0.5 * (avg + max) and torch.cat([avg, max], 1) of those; gem: x.clamp(min=eps).pow(p),
+adaptive average, .pow(1/p)).
 Cases that share flags are written into one folder and pooled with a single featpool command
 (to a directory, an .npz or an .h5), so hundreds of cases cost a few dozen process starts;
 some cases get their own command to cover `-o x.npy`, `-o -` and `FILE:NAME` references, and
@@ -115,6 +116,13 @@ def torch_pool(t, sizes, op):
     """Adaptive pooling of an (N, C, spatial...) float64 array; sizes holds ints or None."""
     if op in ("sum", "min"):
         return torch_window_pool(t, sizes, op)
+    if op.startswith("gem"):
+        # The GeM papers' and timm's x.clamp(min=eps).pow(p), averaged, .pow(1/p); op is
+        # "gem:P:EPS".
+        _, p, eps = op.split(":")
+        p, eps = float(p), float(eps)
+        powers = torch.from_numpy(np.ascontiguousarray(t)).clamp(min=eps).pow(p).numpy()
+        return torch.from_numpy(torch_pool(powers, sizes, "avg")).pow(1 / p).numpy()
     if op in ("avgmax", "catavgmax"):
         # timm's adaptive_avgmax_pool2d and adaptive_catavgmax_pool2d, on any rank.
         avg, top = torch_pool(t, sizes, "avg"), torch_pool(t, sizes, "max")
@@ -221,6 +229,13 @@ def check_reference(rng):
                                     f"sizes {sizes}")
     MAX_REFERENCE = "torch" if max_agrees else "numpy"
     return problems
+
+
+def reference_op(flags):
+    """The op as torch_pool takes it: gem carries its p and eps."""
+    if flags["op"] != "gem":
+        return flags["op"]
+    return f"gem:{flags['p'] or 3}:{flags['eps'] or 1e-6}"
 
 
 def reference(a, layout, sizes, op, flatten):
@@ -456,8 +471,13 @@ def random_flags(rng, layout):
     layout_flag = None if (layout == default and rng.random() < 0.5) else layout
     r = rng.random()
     dtype = "auto" if r < 0.7 else str(rng.choice(["float64", "float32", "float16", "auto"]))
+    op = random_op(rng, layout)
+    gem = op == "gem"
     return {
-        "op": random_op(rng, layout),
+        "op": op,
+        # None: the default, 3 and 1e-6
+        "p": str(rng.choice(["3", "1", "2", "4.5"])) if gem and rng.random() < 0.6 else None,
+        "eps": str(rng.choice(["1e-6", "0.01", "0.5"])) if gem and rng.random() < 0.5 else None,
         "sizes": sizes,
         "size_spec": size_spec,
         "layout_flag": layout_flag,
@@ -468,8 +488,8 @@ def random_flags(rng, layout):
 
 
 def random_op(rng, layout):
-    op = str(rng.choice(["avg", "max", "sum", "min", "avgmax", "catavgmax"],
-                        p=[0.3, 0.3, 0.1, 0.1, 0.1, 0.1]))
+    op = str(rng.choice(["avg", "max", "sum", "min", "avgmax", "catavgmax", "gem"],
+                        p=[0.25, 0.25, 0.1, 0.1, 0.1, 0.1, 0.1]))
     # catavgmax concatenates on C: featpool skips tensors without one (a test of its own).
     return "avgmax" if op == "catavgmax" and "C" not in layout else op
 
@@ -482,6 +502,10 @@ def random_layout(rng):
 
 def flag_args(flags):
     args = ["--op", flags["op"]]
+    if flags["p"] is not None:
+        args += ["--p", flags["p"]]
+    if flags["eps"] is not None:
+        args += ["--eps", flags["eps"]]
     if flags["size_spec"] is not None:
         args += ["--size", flags["size_spec"]]
     if flags["layout_flag"] is not None:
@@ -655,7 +679,7 @@ class Runner:
 
     def check_case(self, case, got, record):
         flags = case.flags
-        ref, scale = reference(case.array, case.layout, flags["sizes"], flags["op"],
+        ref, scale = reference(case.array, case.layout, flags["sizes"], reference_op(flags),
                                flags["flatten"])
         out_dtype = expected_dtype(case.array.dtype, flags["op"], flags["dtype"])
         exact = out_dtype.kind in "iub"
@@ -782,7 +806,8 @@ class Runner:
         required = (["large", "1d", "2d", "3d", "in npy", "in npz", "in h5", "flatten", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
                      "size larger", "size divisible", "size non-divisible", "size one number",
                      "--dtype float64", "--dtype float32", "--dtype float16"]
-                    + [f"op {op}" for op in ("avg", "max", "sum", "min", "avgmax", "catavgmax")]
+                    + [f"op {op}" for op in ("avg", "max", "sum", "min", "avgmax", "catavgmax",
+                                             "gem")]
                     + [f"dtype {d}" for d in DTYPES]
                     + [f"layout {l}" for l in sum(COMMON_LAYOUTS.values(), [])]
                     + ["layout CNHW"]

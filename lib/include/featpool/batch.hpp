@@ -22,6 +22,7 @@ struct pool_options {
   std::vector<std::string> inputs;
   std::string output;  // -o: a file, a directory, or "-"
   pool_op op = pool_op::avg;
+  std::optional<gem_params> gem;  // --p / --eps, only with --op gem
   size_spec size = parse_size("1");
   std::optional<layout> axes;  // --layout; by rank when absent
   bool flatten = false;

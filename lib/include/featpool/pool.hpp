@@ -22,14 +22,26 @@
 namespace featpool {
 
 // avgmax is timm's 0.5 · (avg + max); catavgmax concatenates avg and max
-// on the channel axis, avg first, so C doubles.
-enum class pool_op { avg, max, sum, min, avgmax, catavgmax };
+// on the channel axis, avg first, so C doubles; gem is the generalized mean
+// (gem_params).
+enum class pool_op { avg, max, sum, min, avgmax, catavgmax, gem };
 
 // An op's name as --op takes it; throws usage_error for anything else.
 pool_op parse_pool_op(std::string_view text);
 std::string_view pool_op_name(pool_op op);
 // avgmax and catavgmax: pooled by an average and a maximum in one pass.
 bool combines_avg_and_max(pool_op op);
+
+// The generalized mean of a window, as in the GeM retrieval papers and
+// timm's GeneralizedMeanPool: (mean of clamp(x, min = eps)^p)^(1/p).
+struct gem_params {
+  double p = 3.0;
+  double eps = 1e-6;
+};
+
+// --p and --eps as given (empty when absent); throws usage_error for a value
+// that is not a positive finite number.
+gem_params parse_gem_params(std::string_view p, std::string_view eps);
 
 // The dtype a pooled tensor is written in: `--dtype auto` keeps integer and
 // bool inputs' dtype for max and min, gives float64 for float64 inputs and
@@ -53,6 +65,7 @@ struct pool_request {
   std::vector<std::uint64_t> output_spatial;  // one length per spatial axis
   dtype output_type = dtype::float32;
   int threads = 1;  // workers for large blocks; results do not depend on it
+  gem_params gem;   // for pool_op::gem
 };
 
 // A pooled tensor: same layout as the input, C order, native byte order.
