@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -336,6 +337,38 @@ TEST_CASE("pool: gem is the root of the average of clamped powers") {
         }
       }
     }
+  }
+}
+
+TEST_CASE("pool: streams opened on several threads at once give the one-stream result") {
+  // Each stream is opened on its own thread, as the executor's workers open
+  // them: every cell must get its start value before any stream writes one.
+  layout axes = parse_layout("NHWC");
+  std::vector<std::uint64_t> shape{8, 64, 64, 32};
+  std::mt19937_64 rng(3);
+  auto values = normal_values(rng, shape);
+  for (auto& v : values) v -= 10;  // all below 0, so a lost maximum shows
+  tensor_info info;
+  info.shape = shape;
+  info.type = dtype::float64;
+  pool_request request{pool_op::max, axes, {64, 8}, dtype::float64, 1, {}};
+  auto expected = run_pooler(info, values, request, values.size());
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    pooler p(info, request);
+    auto ranges = p.independent_ranges(values.size(), 8);
+    std::vector<std::thread> workers;
+    for (std::size_t part = 0; part + 1 < ranges.size(); ++part) {
+      workers.emplace_back([&, part] {
+        auto stream = p.open_stream(ranges[part]);
+        stream->consume(std::as_bytes(
+            std::span(values.data() + ranges[part], ranges[part + 1] - ranges[part])));
+      });
+    }
+    for (auto& worker : workers) worker.join();
+    auto out = p.finish();
+    std::vector<double> got(out.data.size() / sizeof(double));
+    std::memcpy(got.data(), out.data.data(), out.data.size());
+    REQUIRE(got == expected);
   }
 }
 

@@ -38,7 +38,8 @@ class lazy_cells {
   lazy_cells(const lazy_cells&) = delete;
   lazy_cells& operator=(const lazy_cells&) = delete;
 
-  // Gives cells [0, end) their initial value, if they have none yet.
+  // Gives cells [0, end) their initial value, if they have none yet. Not
+  // thread-safe: the kernel calls it from one thread at a time.
   void fill_to(std::uint64_t end) {
     end = std::min(end, count_);
     if (end <= filled_) return;

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <type_traits>
 #include <unordered_map>
 
@@ -306,8 +307,10 @@ class typed_kernel final : public pooler::kernel {
   }
 
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
-    // Streams feed cells anywhere, each from its own range.
-    cells_.fill_to(g_.output_count);
+    // Streams feed cells anywhere, each from its own range, and are opened
+    // on their own threads: every cell gets its start value once, before
+    // any stream can write one.
+    std::call_once(filled_for_streams_, [&] { cells_.fill_to(g_.output_count); });
     return std::make_unique<typed_stream>(*this, first);
   }
 
@@ -725,6 +728,7 @@ class typed_kernel final : public pooler::kernel {
 
   geometry g_;
   lazy_cells<acc_t> cells_;
+  std::once_flag filled_for_streams_;
   dtype output_type_;
   int threads_;
   const kernels::column_kernels<T>& columns_;
