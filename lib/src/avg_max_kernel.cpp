@@ -60,8 +60,7 @@ class avg_max_kernel final : public pooler::kernel {
   std::uint64_t unit_length() const override { return avg_->unit_length(); }
 
   pooled_tensor finish() override {
-    std::uint64_t count = 1;
-    for (auto extent : shape_) count *= extent;
+    const std::uint64_t count = cell_count(shape_);
     auto averages = std::make_unique_for_overwrite<double[]>(count);
     avg_->finish_into(averages.get());
     avg_.reset();
@@ -76,9 +75,12 @@ class avg_max_kernel final : public pooler::kernel {
     visit_dtype(out.type, [&]<class Out>(std::type_identity<Out>) {
       auto* target = reinterpret_cast<Out*>(out.data.data());
       if (op_ == pool_op::avgmax) {
-        // timm's 0.5 * (x_avg + x_max).
+        // timm's 0.5 * (x_avg + x_max); every NaN as the one quiet NaN, as
+        // finish_into gives the others.
         for (std::uint64_t i = 0; i < count; ++i) {
-          target[i] = rounded<Out>(0.5 * (averages[i] + maxima[i]));
+          double value = 0.5 * (averages[i] + maxima[i]);
+          target[i] =
+              narrow<Out>(std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value);
         }
         return;
       }
@@ -90,8 +92,8 @@ class avg_max_kernel final : public pooler::kernel {
       for (std::size_t l = c; l < shape_.size(); ++l) run *= shape_[l];
       for (std::uint64_t r = 0; r < count / std::max<std::uint64_t>(run, 1); ++r) {
         for (std::uint64_t k = 0; k < run; ++k) {
-          target[2 * r * run + k] = rounded<Out>(averages[r * run + k]);
-          target[(2 * r + 1) * run + k] = rounded<Out>(maxima[r * run + k]);
+          target[2 * r * run + k] = narrow<Out>(averages[r * run + k]);
+          target[(2 * r + 1) * run + k] = narrow<Out>(maxima[r * run + k]);
         }
       }
     });
@@ -109,18 +111,6 @@ class avg_max_kernel final : public pooler::kernel {
     one.op = op;
     one.output_type = dtype::float64;
     return one;
-  }
-
-  // Rounded once to the output dtype; every NaN as the one quiet NaN, as
-  // the other ops write it.
-  template <class Out>
-  static Out rounded(double value) {
-    if (std::isnan(value)) value = std::numeric_limits<double>::quiet_NaN();
-    if constexpr (std::is_same_v<Out, float16_bits>) {
-      return to_float16(value);
-    } else {
-      return static_cast<Out>(value);
-    }
   }
 
   pool_op op_;

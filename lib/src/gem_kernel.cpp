@@ -128,8 +128,7 @@ class gem_kernel final : public pooler::kernel {
   std::uint64_t unit_length() const override { return average_->unit_length(); }
 
   pooled_tensor finish() override {
-    std::uint64_t count = 1;
-    for (auto extent : shape_) count *= extent;
+    const std::uint64_t count = cell_count(shape_);
     auto values = std::make_unique_for_overwrite<double[]>(count);
     finish_into(values.get());
     pooled_tensor out;
@@ -138,21 +137,14 @@ class gem_kernel final : public pooler::kernel {
     out.data.resize(count * dtype_size(output_type_));
     visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
       auto* target = reinterpret_cast<Out*>(out.data.data());
-      for (std::uint64_t i = 0; i < count; ++i) {
-        if constexpr (std::is_same_v<Out, float16_bits>) {
-          target[i] = to_float16(values[i]);
-        } else {
-          target[i] = static_cast<Out>(values[i]);
-        }
-      }
+      for (std::uint64_t i = 0; i < count; ++i) target[i] = narrow<Out>(values[i]);
     });
     return out;
   }
 
   // The root of each average; every NaN as the one quiet NaN.
   void finish_into(double* values) override {
-    std::uint64_t count = 1;
-    for (auto extent : shape_) count *= extent;
+    const std::uint64_t count = cell_count(shape_);
     average_->finish_into(values);
     const double root = 1.0 / gem_.p;
     for (std::uint64_t i = 0; i < count; ++i) {

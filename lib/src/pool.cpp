@@ -165,15 +165,6 @@ Acc initial_value(pool_op op) {
   return min ? std::numeric_limits<Acc>::max() : std::numeric_limits<Acc>::lowest();
 }
 
-template <class Out, class Acc>
-Out narrow(Acc value) {
-  if constexpr (std::is_same_v<Out, float16_bits>) {
-    return to_float16(static_cast<double>(value));
-  } else {
-    return static_cast<Out>(value);
-  }
-}
-
 }  // namespace
 
 namespace {

@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <type_traits>
+#include <vector>
 
+#include "featpool/element.hpp"
 #include "featpool/pool.hpp"
 
 namespace featpool {
@@ -23,6 +26,23 @@ class pooler::kernel {
   // order, into `values` (one per cell).
   virtual void finish_into(double* values) = 0;
 };
+
+// How many cells a pooled tensor of `shape` has.
+inline std::uint64_t cell_count(const std::vector<std::uint64_t>& shape) {
+  std::uint64_t count = 1;
+  for (auto extent : shape) count *= extent;
+  return count;
+}
+
+// A result as the output dtype stores it.
+template <class Out, class Acc>
+Out narrow(Acc value) {
+  if constexpr (std::is_same_v<Out, float16_bits>) {
+    return to_float16(static_cast<double>(value));
+  } else {
+    return static_cast<Out>(value);
+  }
+}
 
 // avg, max, sum or min of every window.
 std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
