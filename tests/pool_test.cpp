@@ -200,6 +200,14 @@ std::vector<double> to_fortran(const std::vector<double>& c_order,
   return out;
 }
 
+// `count` lengths from 1 to `longest`.
+std::vector<std::uint64_t> random_lengths(std::mt19937_64& rng, std::size_t count,
+                                          std::uint64_t longest) {
+  std::vector<std::uint64_t> lengths;
+  for (std::size_t i = 0; i < count; ++i) lengths.push_back(1 + rng() % longest);
+  return lengths;
+}
+
 // Standard normal values for a tensor of `shape`.
 std::vector<double> normal_values(std::mt19937_64& rng, const std::vector<std::uint64_t>& shape) {
   std::uint64_t count = 1;
@@ -266,10 +274,8 @@ TEST_CASE("pool: avgmax and catavgmax combine avg and max of the same windows") 
   std::mt19937_64 rng(20261205);
   for (const char* letters : {"NCHW", "NHWC", "CNHW", "NCL", "NDHWC", "CHW"}) {
     layout axes = parse_layout(letters);
-    std::vector<std::uint64_t> shape;
-    for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 7);
-    std::vector<std::uint64_t> out_spatial;
-    for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 4);
+    auto shape = random_lengths(rng, axes.rank(), 7);
+    auto out_spatial = random_lengths(rng, axes.spatial_axes.size(), 4);
     auto values = normal_values(rng, shape);
     std::uint64_t count = values.size();
     values[rng() % count] = std::nan("");
@@ -309,10 +315,8 @@ TEST_CASE("pool: gem is the root of the average of clamped powers") {
   std::mt19937_64 rng(20261205);
   for (const char* letters : {"NCHW", "NHWC", "NCL", "NCDHW"}) {
     layout axes = parse_layout(letters);
-    std::vector<std::uint64_t> shape;
-    for (std::size_t l = 0; l < axes.rank(); ++l) shape.push_back(1 + rng() % 9);
-    std::vector<std::uint64_t> out_spatial;
-    for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) out_spatial.push_back(1 + rng() % 4);
+    auto shape = random_lengths(rng, axes.rank(), 9);
+    auto out_spatial = random_lengths(rng, axes.spatial_axes.size(), 4);
     auto values = normal_values(rng, shape);
     values[rng() % values.size()] = std::nan("");
     tensor_info info;
