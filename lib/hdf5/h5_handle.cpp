@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -68,6 +69,12 @@ h5_lock::h5_lock() : lock_(h5_mutex()) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     silenced = true;
   }
+}
+
+void reset_h5_lock_in_child() noexcept {
+  // A fresh mutex over the held one: destroying a locked mutex is undefined,
+  // and nothing of the old one is worth keeping.
+  new (&h5_mutex()) std::recursive_mutex;
 }
 
 void h5_handle::reset() noexcept {

@@ -35,6 +35,11 @@ class h5_lock {
   std::unique_lock<std::recursive_mutex> lock_;
 };
 
+// In a child made by fork() while this thread held the lock (see
+// h5_isolation.hpp): makes the lock free again. The child's copy is held by
+// a thread id the child does not have, so it could never be taken again.
+void reset_h5_lock_in_child() noexcept;
+
 // Owns one HDF5 identifier of any kind (file, dataset, datatype, dataspace,
 // attribute, property list) and releases it exactly once.
 class h5_handle {

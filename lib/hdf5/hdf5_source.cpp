@@ -17,6 +17,12 @@
 // empty files, files without an HDF5 signature, and anything the library
 // cannot make sense of (truncated or corrupt files: the library's innermost
 // reason), shapes whose byte size overflows 64 bits.
+//
+// The listing and the attributes are read in a helper process
+// (h5_isolation.hpp): on some corrupt files libhdf5 crashes doing either,
+// and reading attributes can also loop forever, so that request has a CPU
+// limit. Reading data stays in this process: its metadata is what the
+// listing already walked.
 
 #include "hdf5_source.hpp"
 
@@ -28,12 +34,16 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <vector>
 
 #include "h5_attributes.hpp"
 #include "h5_block_reader.hpp"
 #include "h5_direct_readers.hpp"
 #include "h5_handle.hpp"
+#include "h5_isolation.hpp"
+#include "h5_listing.hpp"
 #include "h5_text.hpp"
 #include "h5_types.hpp"
 #include "lzf_filter.hpp"
@@ -116,7 +126,8 @@ void check_filters_available(hid_t dcpl, const h5_context& where) {
 }
 
 // Everything but the error checks HDF5 does itself: what the path is.
-void check_path(const std::string& path) {
+// Returns the file's size.
+std::uint64_t check_path(const std::string& path) {
   struct stat status {};
   if (::stat(path.c_str(), &status) != 0) throw error(path, std::strerror(errno));
   if (S_ISDIR(status.st_mode)) throw error(path, std::strerror(EISDIR));
@@ -127,6 +138,7 @@ void check_path(const std::string& path) {
   if (fd < 0) throw error(path, std::strerror(errno));
   ::close(fd);
   if (status.st_size == 0) throw error(path, "empty file");
+  return static_cast<std::uint64_t>(status.st_size);
 }
 
 h5_handle open_file(const std::string& path) {
@@ -151,18 +163,12 @@ herr_t collect_dataset(hid_t, const char* name, const H5O_info_t* object, void* 
   }
 }
 
-// A dataset as listed, plus what only this module needs to know about it.
-struct dataset_description {
-  tensor_info info;
-  bool null_space = false;
-};
-
-dataset_description describe_dataset(hid_t dataset, const h5_context& where) {
+listed_dataset describe_dataset(hid_t dataset, const h5_context& where) {
   auto type = where.own(H5Dget_type(dataset), "cannot read the datatype");
   auto space = where.own(H5Dget_space(dataset), "cannot read the dataspace");
   auto dcpl = where.own(H5Dget_create_plist(dataset), "cannot read the creation properties");
 
-  dataset_description result;
+  listed_dataset result;
   tensor_info& info = result.info;
   info.file = where.file;
   info.name = where.tensor;
@@ -219,25 +225,80 @@ dataset_description describe_dataset(hid_t dataset, const h5_context& where) {
   return result;
 }
 
+// Runs in the helper: every dataset of the file, described.
+std::vector<listed_dataset> list_datasets(const std::string& path) {
+  h5_lock lock;
+  auto file = open_file(path);
+  h5_context where{path, {}};
+  std::vector<std::string> names;
+  where.check(
+      H5Ovisit2(file.get(), H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &names, H5O_INFO_BASIC),
+      "cannot list the datasets");
+  std::sort(names.begin(), names.end());
+  std::vector<listed_dataset> datasets;
+  for (auto& name : names) {
+    h5_context at{path, name};
+    auto dataset =
+        at.own(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "cannot open the dataset");
+    datasets.push_back(describe_dataset(dataset.get(), at));
+  }
+  return datasets;
+}
+
+// Runs in the helper: each dataset's attributes, or why they cannot be
+// read, as {"attributes": ...} or {"error": reason}.
+nlohmann::json read_every_dataset_attributes(const std::string& path,
+                                             const std::vector<std::string>& names) {
+  h5_lock lock;
+  auto file = open_file(path);
+  auto all = nlohmann::json::array();
+  for (const auto& name : names) {
+    h5_context where{path, name};
+    try {
+      auto dataset =
+          where.own(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "cannot open the dataset");
+      all.push_back({{"attributes", read_attributes(dataset.get(), where)}});
+    } catch (const error& failure) {
+      all.push_back({{"error", failure.reason()}});
+    }
+  }
+  return all;
+}
+
+// The helper's work: a file's listing, or its datasets' attributes.
+isolated_bytes serve_request(const isolated_bytes& bytes) {
+  auto request = nlohmann::json::from_msgpack(bytes);
+  auto path = request.at("path").get<std::string>();
+  if (request.at("kind") == "list") return encode_listing(list_datasets(path));
+  auto names = request.at("names").get<std::vector<std::string>>();
+  return nlohmann::json::to_msgpack(read_every_dataset_attributes(path, names));
+}
+
+helper_process& hdf5_helper() {
+  static helper_process helper(serve_request);
+  return helper;
+}
+
+// The CPU time that reading a file's attributes may take: far more than
+// any valid file needs (attributes are small, and every one is read once),
+// far less than forever.
+rlim_t attributes_cpu_seconds(std::uint64_t file_bytes, std::size_t datasets) {
+  constexpr rlim_t kBaseSeconds = 5;
+  constexpr std::uint64_t kBytesPerSecond = std::uint64_t{1} << 20;
+  constexpr std::size_t kDatasetsPerSecond = 100;
+  return kBaseSeconds + file_bytes / kBytesPerSecond + datasets / kDatasetsPerSecond;
+}
+
 class hdf5_source final : public tensor_source {
  public:
   explicit hdf5_source(std::string path) : path_(std::move(path)) {
     check_path(path_);
-    h5_lock lock;
-    auto file = open_file(path_);
-    h5_context where{path_, {}};
-    std::vector<std::string> names;
-    where.check(
-        H5Ovisit2(file.get(), H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &names, H5O_INFO_BASIC),
-        "cannot list the datasets");
-    std::sort(names.begin(), names.end());
-    for (auto& name : names) {
-      h5_context at{path_, name};
-      auto dataset =
-          at.own(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "cannot open the dataset");
-      auto description = describe_dataset(dataset.get(), at);
-      infos_.push_back(std::move(description.info));
-      null_space_.push_back(description.null_space);
+    auto request = nlohmann::json::to_msgpack({{"kind", "list"}, {"path", path_}});
+    auto listing = decode_listing(
+        hdf5_helper().call(request, path_, "listing the datasets", std::nullopt), path_);
+    for (auto& dataset : listing) {
+      infos_.push_back(std::move(dataset.info));
+      null_space_.push_back(dataset.null_space);
     }
   }
 
@@ -245,16 +306,26 @@ class hdf5_source final : public tensor_source {
 
   // Libhdf5 1.10.8 can crash or loop forever reading variable-length
   // strings from a corrupt global heap (tests/fuzz/README.md): attributes
-  // are read only for the commands that show or copy them.
+  // are read only for the commands that show or copy them, all of a file's
+  // at once, by the helper process.
   nlohmann::json attributes(std::size_t index) override {
     const tensor_info& info = tensor_at(index);
-    h5_context where{info.file, info.name};
-    check_path(path_);
-    h5_lock lock;
-    auto file = open_file(path_);
-    auto dataset =
-        where.own(H5Dopen2(file.get(), info.name.c_str(), H5P_DEFAULT), "cannot open the dataset");
-    return read_attributes(dataset.get(), where);
+    std::lock_guard guard(attributes_mutex_);
+    if (!attributes_ && !attributes_failure_) {
+      try {
+        attributes_ = read_attributes_isolated();
+      } catch (const error&) {
+        // Every dataset's attributes fail alike: fail them without waiting
+        // for the library again.
+        attributes_failure_ = std::current_exception();
+      }
+    }
+    if (attributes_failure_) std::rethrow_exception(attributes_failure_);
+    const auto& entry = (*attributes_)[index];
+    if (auto reason = entry.find("error"); reason != entry.end()) {
+      throw error(info.file, info.name, reason->get<std::string>());
+    }
+    return entry.at("attributes");
   }
 
   std::unique_ptr<block_reader> open(std::size_t index) override {
@@ -318,9 +389,27 @@ class hdf5_source final : public tensor_source {
     return infos_[index];
   }
 
+  nlohmann::json read_attributes_isolated() const {
+    std::uint64_t file_bytes = check_path(path_);
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& info : infos_) names.push_back(info.name);
+    auto request =
+        nlohmann::json::to_msgpack({{"kind", "attributes"}, {"path", path_}, {"names", names}});
+    auto bytes = hdf5_helper().call(request, path_, "reading the attributes",
+                                    attributes_cpu_seconds(file_bytes, infos_.size()));
+    auto all = nlohmann::json::from_msgpack(bytes, true, false);
+    if (!all.is_array() || all.size() != infos_.size()) {
+      throw error(path_, "the helper process sent malformed attributes");
+    }
+    return all;
+  }
+
   std::string path_;
   std::vector<tensor_info> infos_;
   std::vector<bool> null_space_;
+  std::mutex attributes_mutex_;
+  std::optional<nlohmann::json> attributes_;
+  std::exception_ptr attributes_failure_;
 };
 
 }  // namespace

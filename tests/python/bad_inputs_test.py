@@ -35,9 +35,10 @@ TEMPORARY_MARKER = ".featpool-tmp-"
 NAME_MAX = 255
 PATH_MAX = 4096
 RSS_LIMIT = 50 << 20  # bytes of peak RSS for a refusal or a streamed read
-# In a sanitizer build (FEATPOOL_SANITIZED, set by tests/CMakeLists.txt) shadow memory
+# A sanitizer build (FEATPOOL_SANITIZED, set by tests/CMakeLists.txt). Its shadow memory
 # and the allocator's quarantine dwarf featpool's own: peak RSS is then not checked.
-RSS_CHECKED = not os.environ.get("FEATPOOL_SANITIZED")
+SANITIZED = bool(os.environ.get("FEATPOOL_SANITIZED"))
+RSS_CHECKED = not SANITIZED
 IS_ROOT = os.geteuid() == 0
 UNPRIVILEGED = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
@@ -414,6 +415,48 @@ class Hdf5(Case):
     def test_not_hdf5_with_an_h5_extension(self):
         x = self.make("text.h5", b"a text file, not HDF5\n")
         self.assert_refused(x, x, "not an HDF5 file")
+
+    def fuzz_finding(self, name):
+        """A corrupt file the fuzzer found that libhdf5 itself cannot survive."""
+        found = Path(SAMPLES).parent / "tests" / "fuzz" / "regressions" / "hdf5_list" / name
+        return self.make(name, found.read_bytes())
+
+    def test_corrupt_group_that_crashes_libhdf5(self):
+        x = self.fuzz_finding("local_heap_read_past_accumulator.h5")
+        self.assert_refused(x, x, "the HDF5 library crashed (SIGSEGV) listing the datasets: "
+                                  "the file is corrupt")
+        # The crash ends a helper process, not featpool: the next file is listed.
+        good = self.path("good.h5")
+        with h5py.File(good, "w") as f:
+            f["act"] = self.tensor()
+        code, out, err = run("inspect", x, good)
+        self.assertEqual(code, 1)
+        self.assert_one_error_line(err, f"{x}: the HDF5 library crashed")
+        self.assertEqual(len(report_lines(out)), 2, out)
+        self.assertIn(f"{good}:/act".encode(), out)
+
+    def assert_only_attributes_refused(self, x, reason):
+        """Listing and pooling never read attributes; `inspect --attrs` does, and fails."""
+        code, _, err = run("inspect", x)
+        self.assertEqual((code, err), (0, ""))
+        code, _, err = run("pool", x, "-o", self.path("out", "o.h5"), "-q")
+        self.assertEqual((code, err), (0, ""))
+        code, out, err = run("inspect", "--attrs", x)
+        self.assertEqual((code, out, err), (1, b"", f"featpool: error: {x}: {reason}\n"))
+        self.assert_inputs_untouched()
+
+    @unittest.skipIf(SANITIZED, "AddressSanitizer reports libhdf5's overrun itself, in the "
+                                "helper, before libhdf5 crashes")
+    def test_attribute_that_crashes_libhdf5(self):
+        x = self.fuzz_finding("global_heap_object_larger_than_collection.h5")
+        self.assert_only_attributes_refused(
+            x, "the HDF5 library crashed (SIGSEGV) reading the attributes: the file is corrupt")
+
+    def test_attribute_that_loops_forever_in_libhdf5(self):
+        x = self.fuzz_finding("global_heap_free_space_of_size_zero.h5")
+        self.assert_only_attributes_refused(
+            x, "the HDF5 library ran for 5 s of CPU reading the attributes without finishing: "
+               "the file is corrupt")
 
 
 class Paths(Case):
