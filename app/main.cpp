@@ -45,8 +45,10 @@ struct pool_flags {
   std::string op = "avg";
   std::string p;
   std::string eps;
+  std::string r;
   std::string size = "1";
   std::string layout;
+  std::string normalize;
   std::string dtype = "auto";
   std::string format;
   std::string report_format;
@@ -84,17 +86,24 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
       ->required();
   pool->add_option("--op", flags.op,
                    "avg, max, sum or min of each window; avgmax: (avg + max) / 2; catavgmax: "
-                   "avg and max concatenated on C (timm's); gem: (avg of clamp(x, eps)^p)^(1/p)")
+                   "avg and max concatenated on C (timm's); gem: (avg of clamp(x, eps)^p)^(1/p); "
+                   "lse: log(avg of exp(r x)) / r")
       ->capture_default_str();
   pool->add_option("--p", flags.p, "gem's power p (default 3)");
   pool->add_option("--eps", flags.eps, "gem's clamp: x below it counts as it (default 1e-6)");
+  pool->add_option("--r", flags.r, "lse's sharpness r (default 1)");
   pool->add_option("--size", flags.size,
-                   "Output spatial size: 1, 7, 7x7, 3x5, 2x2x2; _ keeps an axis")
+                   "Output spatial size: 1, 7, 7x7, 3x5, 2x2x2; _ keeps an axis; 1,2,4: a "
+                   "spatial pyramid, every size flattened, concatenated")
       ->capture_default_str();
   pool->add_option("--layout", flags.layout,
                    "Axis letters: N batch, C channels, others spatial (default by rank: NCL, "
                    "NCHW, NCDHW)");
   pool->add_flag("--flatten", options.flatten, "Output (N, rest): with --size 1, (N, C) vectors");
+  pool->add_option("--normalize", flags.normalize,
+                   "l2: divide each feature vector (along C, or each sample's with --flatten or "
+                   "a pyramid) by its L2 norm")
+      ->type_name("l2");
   pool->add_option("--dtype", flags.dtype, "auto, float16, float32 or float64")
       ->capture_default_str();
   pool->add_option("--format", flags.format, "For directory outputs: npy, npz or h5");
@@ -136,7 +145,12 @@ void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
   if (!flags.p.empty() || !flags.eps.empty()) {
     options.gem = featpool::parse_gem_params(flags.p, flags.eps);
   }
-  options.size = featpool::parse_size(flags.size);
+  if (!flags.r.empty()) options.lse_r = featpool::parse_lse_r(flags.r);
+  options.sizes = featpool::parse_size_levels(flags.size);
+  if (!flags.normalize.empty()) {
+    featpool::check_normalization(flags.normalize);
+    options.normalize = true;
+  }
   if (!flags.layout.empty()) options.axes = featpool::parse_layout(flags.layout);
   options.output_type = featpool::parse_output_dtype(flags.dtype);
   if (!flags.format.empty()) options.format = featpool::parse_output_format(flags.format);

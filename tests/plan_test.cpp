@@ -80,7 +80,7 @@ TEST_CASE("plan: a tensor named explicitly that does not fit is an error") {
   CHECK(p.tensors[0].record.status == tensor_status::failed);
   CHECK(p.has_failures());
   auto o = f.options({f.dir.file("run/a/x.npy")}, "o.npy");
-  o.size = parse_size("2x2x2");
+  o.sizes = {parse_size("2x2x2")};
   p = make_plan(o);
   CHECK(p.tensors[0].record.message == "--size 2x2x2 gives 3 sizes for 2 spatial axes");
 }
@@ -88,7 +88,7 @@ TEST_CASE("plan: a tensor named explicitly that does not fit is an error") {
 TEST_CASE("plan: outputs, shapes and dtypes follow the request") {
   fixture f;
   auto o = f.options({f.dir.file("run/a/x.npy")}, "o.npy");
-  o.size = parse_size("_x2");
+  o.sizes = {parse_size("_x2")};
   o.op = pool_op::max;
   o.flatten = true;
   auto p = make_plan(o);

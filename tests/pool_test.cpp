@@ -411,18 +411,18 @@ TEST_CASE("pool: integers keep their dtype under max and average exactly in doub
   info.type = dtype::int64;
   std::vector<std::int64_t> values{(std::int64_t{1} << 62) + 1, -5, (std::int64_t{1} << 62) + 3};
   auto axes = parse_layout("NCL");
-  CHECK(pooled_dtype(pool_op::max, dtype::int64, std::nullopt) == dtype::int64);
+  CHECK(pooled_dtype(pool_op::max, dtype::int64, std::nullopt, false) == dtype::int64);
   pooler max_pool(info, {pool_op::max, axes, {1}, dtype::int64, 1, {}});
   max_pool.consume(std::as_bytes(std::span(values)));
   auto out = max_pool.finish();
   std::int64_t result;
   std::memcpy(&result, out.data.data(), 8);
   CHECK(result == (std::int64_t{1} << 62) + 3);
-  CHECK(pooled_dtype(pool_op::avg, dtype::uint8, std::nullopt) == dtype::float32);
-  CHECK(pooled_dtype(pool_op::avg, dtype::float64, std::nullopt) == dtype::float64);
-  CHECK(pooled_dtype(pool_op::max, dtype::float16, std::nullopt) == dtype::float32);
-  CHECK(pooled_dtype(pool_op::max, dtype::bool_, std::nullopt) == dtype::bool_);
-  CHECK(pooled_dtype(pool_op::max, dtype::int8, dtype::float16) == dtype::float16);
+  CHECK(pooled_dtype(pool_op::avg, dtype::uint8, std::nullopt, false) == dtype::float32);
+  CHECK(pooled_dtype(pool_op::avg, dtype::float64, std::nullopt, false) == dtype::float64);
+  CHECK(pooled_dtype(pool_op::max, dtype::float16, std::nullopt, false) == dtype::float32);
+  CHECK(pooled_dtype(pool_op::max, dtype::bool_, std::nullopt, false) == dtype::bool_);
+  CHECK(pooled_dtype(pool_op::max, dtype::int8, dtype::float16, false) == dtype::float16);
 }
 
 TEST_CASE("pool: half outputs round to nearest even, as numpy's astype does") {
@@ -462,6 +462,91 @@ TEST_CASE("layout: parsing and defaults") {
                        usage_error);
   CHECK_THROWS_WITH_AS(parse_layout(""), "--layout: '': a layout needs at least one axis letter",
                        usage_error);
+}
+
+TEST_CASE("pool: a pyramid puts every level's flattened cells side by side, sample by sample") {
+  // (N=2, C=1, H=2, W=2) at sizes 1 and 2: each sample's mean, then its
+  // four values.
+  tensor_info info;
+  info.shape = {2, 1, 2, 2};
+  info.type = dtype::float64;
+  std::vector<double> values{1, 2, 3, 6, 10, 20, 30, 40};
+  pool_request request{pool_op::avg, parse_layout("NCHW"), {1, 1}, dtype::float64, 1, {}};
+  request.pyramid = {{1, 1}, {2, 2}};
+  CHECK(pooled_shape(info.shape, request) == std::vector<std::uint64_t>{2, 5});
+  CHECK(run_pooler(info, values, request, 3) ==
+        std::vector<double>{3, 1, 2, 3, 6, 25, 10, 20, 30, 40});
+  // N inside the layout (C=2, N=1... as CNL): each level is gathered per
+  // sample as --flatten gathers it, C before L.
+  info.shape = {2, 2, 2};
+  request = {pool_op::max, parse_layout("CNL"), {1}, dtype::float64, 1, {}};
+  request.pyramid = {{1}, {2}};
+  // x[c][n][l]: c0: n0 (1, 5), n1 (2, 0); c1: n0 (7, 3), n1 (4, 8).
+  values = {1, 5, 2, 0, 7, 3, 4, 8};
+  CHECK(run_pooler(info, values, request, 8) ==
+        std::vector<double>{5, 7, 1, 5, 7, 3, 2, 8, 2, 0, 4, 8});
+}
+
+TEST_CASE("pool: --normalize l2 divides each vector by its norm, as F.normalize does") {
+  tensor_info info;
+  info.shape = {2, 2, 1};
+  info.type = dtype::float64;
+  // Sample 0 pools to (3, 4), sample 1 to (0, 0): its norm is floored at
+  // 1e-12, so it stays zero.
+  std::vector<double> values{3, 4, 0, 0};
+  pool_request request{pool_op::avg, parse_layout("NCL"), {1}, dtype::float64, 1, {}};
+  request.normalize = normalization::channels;
+  CHECK(run_pooler(info, values, request, 4) == std::vector<double>{0.6, 0.8, 0, 0});
+  // Over each sample's whole output: (N=1, C=2, L=2) holding 1, 1, 1, 1.
+  info.shape = {1, 2, 2};
+  values = {1, 1, 1, 1};
+  request = {pool_op::max, parse_layout("NCL"), {2}, dtype::float64, 1, {}};
+  request.normalize = normalization::samples;
+  CHECK(run_pooler(info, values, request, 1) == std::vector<double>{0.5, 0.5, 0.5, 0.5});
+  // Along C when C is not the slowest axis (NLC): each position's channels.
+  info.shape = {1, 2, 2};
+  values = {0, 2, 5, 0};
+  request = {pool_op::sum, parse_layout("NLC"), {2}, dtype::float64, 1, {}};
+  request.normalize = normalization::channels;
+  CHECK(run_pooler(info, values, request, 2) == std::vector<double>{0, 1, 1, 0});
+  // A maximum of integers, normalized, is a float.
+  CHECK(pooled_dtype(pool_op::max, dtype::int16, std::nullopt, true) == dtype::float32);
+}
+
+TEST_CASE("pool: lse is log(mean(exp(r x))) / r, shifted so that nothing overflows") {
+  const double inf = std::numeric_limits<double>::infinity();
+  tensor_info info;
+  info.shape = {6, 1, 2};
+  info.type = dtype::float64;
+  // One window of two per sample.
+  std::vector<double> values{0,    std::log(3.0), 1000,         1000, inf,   1,
+                             -inf, -inf,          std::nan(""), 1,    -1000, 0};
+  pool_request request{pool_op::lse, parse_layout("NCL"), {1}, dtype::float64, 1, {}};
+  auto got = run_pooler(info, values, request, 5);
+  REQUIRE(got.size() == 6);
+  CHECK(got[0] == doctest::Approx(std::log(2.0)).epsilon(1e-15));  // log((1 + 3) / 2)
+  CHECK(got[1] == 1000);  // exp(1000) overflows; shifted, it does not
+  CHECK(got[2] == inf);
+  CHECK(got[3] == -inf);
+  CHECK(std::isnan(got[4]));
+  CHECK(got[5] == doctest::Approx(-std::log(2.0)).epsilon(1e-15));  // exp(-1000) is 0 next to 1
+  // r scales inside and out: r = 2 on (0, log 3) is log((1 + 9) / 2) / 2.
+  request.lse_r = 2;
+  CHECK(run_pooler(info, values, request, 12)[0] ==
+        doctest::Approx(std::log(5.0) / 2).epsilon(1e-15));
+}
+
+TEST_CASE("size: a pyramid's levels, each any form --size takes") {
+  auto levels = parse_size_levels("1,2x3,_x4");
+  REQUIRE(levels.size() == 3);
+  CHECK(levels[1].sizes == std::vector<std::optional<std::uint64_t>>{2, 3});
+  CHECK(size_levels_text(levels) == "1,2x3,_x4");
+  CHECK(parse_size_levels("7").size() == 1);
+  CHECK_THROWS_WITH_AS(parse_size_levels("1,,2"),
+                       "--size: '1,,2': expected sizes like 7, 7x7 or 1,2,4 (a pyramid), with "
+                       "no empty level",
+                       usage_error);
+  CHECK_THROWS_AS(parse_size_levels("1,0"), usage_error);
 }
 
 TEST_CASE("size: parsing, _ and resolution against spatial lengths") {

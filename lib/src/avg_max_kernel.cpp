@@ -10,7 +10,6 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <type_traits>
 #include <vector>
 
 #include "pool_kernel.hpp"
@@ -60,6 +59,14 @@ class avg_max_kernel final : public pooler::kernel {
   std::uint64_t unit_length() const override { return avg_->unit_length(); }
 
   pooled_tensor finish() override {
+    auto shape = shape_;
+    if (op_ == pool_op::catavgmax) shape[*channel_axis_] *= 2;
+    auto values = std::make_unique_for_overwrite<double[]>(cell_count(shape));
+    finish_into(values.get());
+    return narrowed(std::move(shape), values.get(), output_type_);
+  }
+
+  void finish_into(double* values) override {
     const std::uint64_t count = cell_count(shape_);
     auto averages = std::make_unique_for_overwrite<double[]>(count);
     avg_->finish_into(averages.get());
@@ -67,41 +74,25 @@ class avg_max_kernel final : public pooler::kernel {
     auto maxima = std::make_unique_for_overwrite<double[]>(count);
     max_->finish_into(maxima.get());
     max_.reset();
-    pooled_tensor out;
-    out.type = output_type_;
-    out.shape = shape_;
-    if (op_ == pool_op::catavgmax) out.shape[*channel_axis_] *= 2;
-    out.data.resize((op_ == pool_op::catavgmax ? 2 : 1) * count * dtype_size(out.type));
-    visit_dtype(out.type, [&]<class Out>(std::type_identity<Out>) {
-      auto* target = reinterpret_cast<Out*>(out.data.data());
-      if (op_ == pool_op::avgmax) {
-        // timm's 0.5 * (x_avg + x_max); every NaN as the one quiet NaN, as
-        // finish_into gives the others.
-        for (std::uint64_t i = 0; i < count; ++i) {
-          double value = 0.5 * (averages[i] + maxima[i]);
-          target[i] =
-              narrow<Out>(std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value);
-        }
-        return;
+    if (op_ == pool_op::avgmax) {
+      // timm's 0.5 * (x_avg + x_max); every NaN as the one quiet NaN, as
+      // finish_into gives the others.
+      for (std::uint64_t i = 0; i < count; ++i) {
+        double value = 0.5 * (averages[i] + maxima[i]);
+        values[i] = std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value;
       }
-      // On the channel axis, every run of C averages is followed by its C
-      // maxima: the slower axes give the runs, C and the faster ones their
-      // length.
-      std::size_t c = *channel_axis_;
-      std::uint64_t run = 1;
-      for (std::size_t l = c; l < shape_.size(); ++l) run *= shape_[l];
-      for (std::uint64_t r = 0; r < count / std::max<std::uint64_t>(run, 1); ++r) {
-        for (std::uint64_t k = 0; k < run; ++k) {
-          target[2 * r * run + k] = narrow<Out>(averages[r * run + k]);
-          target[(2 * r + 1) * run + k] = narrow<Out>(maxima[r * run + k]);
-        }
-      }
-    });
-    return out;
-  }
-
-  void finish_into(double*) override {
-    throw std::logic_error("avg_max_kernel: its results are combined, not kept");
+      return;
+    }
+    // On the channel axis, every run of C averages is followed by its C
+    // maxima: the slower axes give the runs, C and the faster ones their
+    // length.
+    std::size_t c = *channel_axis_;
+    std::uint64_t run = 1;
+    for (std::size_t l = c; l < shape_.size(); ++l) run *= shape_[l];
+    for (std::uint64_t r = 0; r < count / std::max<std::uint64_t>(run, 1); ++r) {
+      std::copy_n(averages.get() + r * run, run, values + 2 * r * run);
+      std::copy_n(maxima.get() + r * run, run, values + (2 * r + 1) * run);
+    }
   }
 
  private:

@@ -143,6 +143,10 @@ report_format parse_report_format(std::string_view text) {
   throw usage_error(fmt::format("--report-format: '{}': expected text or json", text));
 }
 
+void check_normalization(std::string_view text) {
+  if (text != "l2") throw usage_error(fmt::format("--normalize: '{}': expected l2", text));
+}
+
 void check_pool_options(const pool_options& options) {
   if (options.force && options.skip_existing) {
     throw usage_error("--force and --skip-existing cannot go together");
@@ -154,6 +158,10 @@ void check_pool_options(const pool_options& options) {
         fmt::format("--p and --eps are the generalized mean's: they go with "
                     "--op gem, not --op {}",
                     pool_op_name(options.op)));
+  }
+  if (options.lse_r && options.op != pool_op::lse) {
+    throw usage_error(fmt::format("--r is the log-sum-exp's: it goes with --op lse, not --op {}",
+                                  pool_op_name(options.op)));
   }
   if (options.output == "-" && options.report_path == "-") {
     throw usage_error("--report -: standard output already carries the pooled tensor");

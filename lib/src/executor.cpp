@@ -90,8 +90,8 @@ struct cached_input {
 bool runnable(const planned_tensor& p) { return p.input && p.record.status == tensor_status::ok; }
 
 provenance provenance_of(const planned_tensor& p, const pool_options& options) {
-  return {std::string(pool_op_name(options.op)), options.size.text, p.request.axes.letters,
-          tensor_reference(p.info), p.info.shape};
+  return {std::string(pool_op_name(options.op)), size_levels_text(options.sizes),
+          p.request.axes.letters, tensor_reference(p.info), p.info.shape};
 }
 
 void mark_failed(report_record& r, const std::string& reason) {

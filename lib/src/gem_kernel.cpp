@@ -26,17 +26,6 @@ namespace {
 // several threads; a stream's are not (each stream has a thread already).
 constexpr std::size_t kParallelElements = std::size_t{1} << 16;
 
-double positive_number(std::string_view flag, std::string_view text, double fallback) {
-  if (text.empty()) return fallback;
-  double value = 0;
-  auto [end, failure] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (failure != std::errc{} || end != text.data() + text.size() || !std::isfinite(value) ||
-      value <= 0) {
-    throw usage_error(fmt::format("{}: '{}': expected a positive number", flag, text));
-  }
-  return value;
-}
-
 // Room for a block's powers, never initialized: each is written before
 // it is read.
 class power_buffer {
@@ -128,18 +117,9 @@ class gem_kernel final : public pooler::kernel {
   std::uint64_t unit_length() const override { return average_->unit_length(); }
 
   pooled_tensor finish() override {
-    const std::uint64_t count = cell_count(shape_);
-    auto values = std::make_unique_for_overwrite<double[]>(count);
+    auto values = std::make_unique_for_overwrite<double[]>(cell_count(shape_));
     finish_into(values.get());
-    pooled_tensor out;
-    out.shape = shape_;
-    out.type = output_type_;
-    out.data.resize(count * dtype_size(output_type_));
-    visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
-      auto* target = reinterpret_cast<Out*>(out.data.data());
-      for (std::uint64_t i = 0; i < count; ++i) target[i] = narrow<Out>(values[i]);
-    });
-    return out;
+    return narrowed(shape_, values.get(), output_type_);
   }
 
   // The root of each average; every NaN as the one quiet NaN.
@@ -175,11 +155,6 @@ class gem_kernel final : public pooler::kernel {
 };
 
 }  // namespace
-
-gem_params parse_gem_params(std::string_view p, std::string_view eps) {
-  gem_params defaults;
-  return {positive_number("--p", p, defaults.p), positive_number("--eps", eps, defaults.eps)};
-}
 
 std::unique_ptr<pooler::kernel> make_gem_kernel(const tensor_info& input,
                                                 const pool_request& request) {

@@ -79,6 +79,30 @@ size_spec parse_size(std::string_view text) {
   return result;
 }
 
+std::vector<size_spec> parse_size_levels(std::string_view text) {
+  std::vector<size_spec> levels;
+  std::size_t begin = 0;
+  for (;;) {
+    std::size_t end = text.find(',', begin);
+    auto level = text.substr(begin, end == std::string_view::npos ? end : end - begin);
+    if (level.empty()) {
+      throw usage_error(
+          fmt::format("--size: '{}': expected sizes like 7, 7x7 or 1,2,4 (a "
+                      "pyramid), with no empty level",
+                      text));
+    }
+    levels.push_back(parse_size(level));
+    if (end == std::string_view::npos) return levels;
+    begin = end + 1;
+  }
+}
+
+std::string size_levels_text(const std::vector<size_spec>& levels) {
+  std::string text;
+  for (const auto& level : levels) text += (text.empty() ? "" : ",") + level.text;
+  return text;
+}
+
 std::optional<std::vector<std::uint64_t>> resolve_size(const size_spec& size,
                                                        const std::vector<std::uint64_t>& lengths,
                                                        std::string& reason) {

@@ -143,7 +143,7 @@ class planner {
     r.input_shape = info.shape;
     r.input_dtype = info.dtype_string;
     r.op = std::string(pool_op_name(options_.op));
-    r.size = options_.size.sizes;
+    r.size = options_.sizes.front().sizes;
     p.flatten = options_.flatten;
     // A selected tensor that does not fit is skipped; one named explicitly
     // is an error, since the user asked for exactly that tensor.
@@ -180,18 +180,43 @@ class planner {
       }
       lengths.push_back(info.shape[l]);
     }
-    std::string reason;
-    auto out_spatial = resolve_size(options_.size, lengths, reason);
-    if (!out_spatial) {
-      r.status = tensor_status::failed;
-      r.message = reason;
-      return;
+    std::vector<std::vector<std::uint64_t>> levels;
+    for (const auto& size : options_.sizes) {
+      std::string reason;
+      auto out_spatial = resolve_size(size, lengths, reason);
+      if (!out_spatial) {
+        r.status = tensor_status::failed;
+        r.message = reason;
+        return;
+      }
+      levels.push_back(std::move(*out_spatial));
     }
-    r.size.assign(out_spatial->begin(), out_spatial->end());
-    p.request =
-        pool_request{options_.op,   axes,
-                     *out_spatial,  pooled_dtype(options_.op, *info.type, options_.output_type),
-                     options_.jobs, options_.gem.value_or(gem_params{})};
+    r.size.assign(levels.front().begin(), levels.front().end());
+    p.request = pool_request{
+        options_.op,
+        axes,
+        levels.front(),
+        pooled_dtype(options_.op, *info.type, options_.output_type, options_.normalize),
+        options_.jobs,
+        options_.gem.value_or(gem_params{})};
+    p.request.lse_r = options_.lse_r.value_or(kDefaultLseR);
+    if (levels.size() > 1) {
+      for (const auto& level : levels) r.pyramid.emplace_back(level.begin(), level.end());
+      p.request.pyramid = std::move(levels);
+      p.flatten = false;  // a pyramid's output is flat already
+    }
+    if (options_.normalize) {
+      bool whole_samples = options_.flatten || !p.request.pyramid.empty();
+      if (!whole_samples && !axes.channel_axis) {
+        r.status = tensor_status::failed;
+        r.message = fmt::format(
+            "--normalize l2 normalizes along C, and layout {} has none; with --flatten it "
+            "normalizes each sample's output",
+            axes.letters);
+        return;
+      }
+      p.request.normalize = whole_samples ? normalization::samples : normalization::channels;
+    }
     auto shape = pooled_shape(info.shape, p.request);
     // Multiply with overflow checks: a huge --size must be refused, not wrap.
     std::uint64_t bytes = dtype_size(p.request.output_type);
@@ -325,7 +350,7 @@ class planner {
 
   void add_failure(report_record record) {
     record.op = std::string(pool_op_name(options_.op));
-    record.size = options_.size.sizes;
+    record.size = options_.sizes.front().sizes;
     planned_tensor p;
     p.record = std::move(record);
     plan_.tensors.push_back(std::move(p));

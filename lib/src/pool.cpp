@@ -10,6 +10,7 @@
 
 #include "kernels/column_kernels.hpp"
 #include "lazy_cells.hpp"
+#include "pool_geometry.hpp"
 #include "pool_kernel.hpp"
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -27,70 +28,6 @@ using kernels::lane_total;
 // Blocks smaller than this are pooled on the calling thread: handing them
 // to workers costs more than it saves.
 constexpr std::uint64_t kParallelElements = std::uint64_t{1} << 16;
-
-// One axis of the input, in the order its elements are stored.
-struct memory_axis {
-  std::uint64_t extent = 0;
-  std::uint64_t output_stride = 0;        // this axis's stride in the C-order output
-  const axis_windows* windows = nullptr;  // spatial axes only
-};
-
-// Everything about a pooling job that does not depend on the dtype.
-struct geometry {
-  std::vector<axis_windows> windows;  // one per spatial axis, in layout order
-  std::vector<memory_axis> axes;      // slowest first
-  std::vector<std::uint64_t> output_shape;
-  std::uint64_t output_count = 1;
-  std::vector<std::uint64_t> output_strides;  // per layout axis
-  std::vector<std::size_t> spatial_axes;      // layout positions of the spatial axes
-  // The fastest axis in storage is spatial (NCHW, not NHWC): its rows are
-  // summed column by column into a buffer, then window by window.
-  bool planar = false;
-  // Work splits into units that feed disjoint cells: the elements sharing
-  // every coordinate of the leading non-spatial axes in storage order
-  // (planes of NCHW, samples of NHWC). 0 when storage starts with a
-  // spatial axis.
-  std::uint64_t unit_length = 0;
-  std::size_t prefix = 0;  // how many storage axes lead before the first spatial one
-  // Storage order is the output's C order (the input is in C order): the
-  // cells are then fed in order, front to back.
-  bool output_order = false;
-};
-
-geometry make_geometry(const tensor_info& input, const pool_request& request) {
-  geometry g;
-  const auto& axes = request.axes;
-  g.spatial_axes = axes.spatial_axes;
-  g.output_shape = pooled_shape(input.shape, request);
-  std::size_t rank = input.shape.size();
-  g.output_strides.assign(rank, 1);
-  for (std::size_t l = rank; l-- > 1;)
-    g.output_strides[l - 1] = g.output_strides[l] * g.output_shape[l];
-  for (auto extent : g.output_shape) g.output_count *= extent;
-
-  g.windows.reserve(axes.spatial_axes.size());
-  std::vector<const axis_windows*> windows_of(rank, nullptr);
-  for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) {
-    std::size_t l = axes.spatial_axes[s];
-    g.windows.push_back(plan_axis(input.shape[l], request.output_spatial[s]));
-  }
-  for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) {
-    windows_of[axes.spatial_axes[s]] = &g.windows[s];
-  }
-  // Fortran order is C order with the axes reversed.
-  for (std::size_t m = 0; m < rank; ++m) {
-    std::size_t l = input.order == memory_order::c ? m : rank - 1 - m;
-    g.axes.push_back({input.shape[l], g.output_strides[l], windows_of[l]});
-  }
-  g.output_order = input.order == memory_order::c || rank <= 1;
-  g.planar = g.axes.back().windows != nullptr;
-  while (g.prefix < g.axes.size() && g.axes[g.prefix].windows == nullptr) ++g.prefix;
-  if (g.prefix > 0) {
-    g.unit_length = 1;
-    for (std::size_t m = g.prefix; m < g.axes.size(); ++m) g.unit_length *= g.axes[m].extent;
-  }
-  return g;
-}
 
 // The number of input elements in each output cell's window, for averages:
 // the counts of the cells from the first spatial axis (in layout order) on,
@@ -742,11 +679,11 @@ std::unique_ptr<pooler::kernel> make_kernel(dtype input, geometry g, const pool_
 
 pool_op parse_pool_op(std::string_view text) {
   for (pool_op op : {pool_op::avg, pool_op::max, pool_op::sum, pool_op::min, pool_op::avgmax,
-                     pool_op::catavgmax, pool_op::gem}) {
+                     pool_op::catavgmax, pool_op::gem, pool_op::lse}) {
     if (text == pool_op_name(op)) return op;
   }
   throw usage_error(
-      fmt::format("--op: '{}': expected avg, max, sum, min, avgmax, catavgmax or gem", text));
+      fmt::format("--op: '{}': expected avg, max, sum, min, avgmax, catavgmax, gem or lse", text));
 }
 
 bool combines_avg_and_max(pool_op op) { return op == pool_op::avgmax || op == pool_op::catavgmax; }
@@ -767,15 +704,17 @@ std::string_view pool_op_name(pool_op op) {
       return "catavgmax";
     case pool_op::gem:
       return "gem";
+    case pool_op::lse:
+      return "lse";
   }
   return "?";
 }
 
-dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested) {
+dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested, bool normalized) {
   if (requested) return *requested;
   if (input == dtype::float64) return dtype::float64;
   bool exact = input != dtype::float16 && input != dtype::float32;
-  if ((op == pool_op::max || op == pool_op::min) && exact) return input;
+  if ((op == pool_op::max || op == pool_op::min) && exact && !normalized) return input;
   // Sums of integers are kept in float64, exact up to 2^53 like the sum.
   if (op == pool_op::sum && exact) return dtype::float64;
   return dtype::float32;
@@ -783,6 +722,18 @@ dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested) {
 
 std::vector<std::uint64_t> pooled_shape(const std::vector<std::uint64_t>& input_shape,
                                         const pool_request& request) {
+  if (!request.pyramid.empty()) {
+    // Each level flattened, their features side by side; a length past 64
+    // bits saturates, which the 4 GiB cap refuses.
+    std::uint64_t features = 0;
+    for (const auto& level : request.pyramid) {
+      auto flat =
+          flattened_shape(pooled_shape(input_shape, pyramid_level(request, level)), request.axes);
+      if (__builtin_add_overflow(features, flat.back(), &features)) features = UINT64_MAX;
+    }
+    if (!request.axes.batch_axis) return {features};
+    return {input_shape[*request.axes.batch_axis], features};
+  }
   auto shape = input_shape;
   for (std::size_t s = 0; s < request.axes.spatial_axes.size(); ++s) {
     shape[request.axes.spatial_axes[s]] = request.output_spatial[s];
@@ -800,7 +751,7 @@ std::vector<std::uint64_t> flattened_shape(const std::vector<std::uint64_t>& sha
                                            const layout& axes) {
   std::uint64_t rest = 1;
   for (std::size_t l = 0; l < shape.size(); ++l) {
-    if (l != axes.batch_axis) rest *= shape[l];
+    if (l != axes.batch_axis && __builtin_mul_overflow(rest, shape[l], &rest)) rest = UINT64_MAX;
   }
   if (!axes.batch_axis) return {rest};
   return {shape[*axes.batch_axis], rest};
@@ -844,15 +795,36 @@ std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
     case pool_op::avgmax:
     case pool_op::catavgmax:
     case pool_op::gem:
+    case pool_op::lse:
       break;
   }
   throw std::logic_error("make_window_kernel: an op made of other kernels");
 }
 
+std::unique_ptr<pooler::kernel> make_op_kernel(const tensor_info& input,
+                                               const pool_request& request) {
+  if (combines_avg_and_max(request.op)) return make_avg_max_kernel(input, request);
+  if (request.op == pool_op::gem) return make_gem_kernel(input, request);
+  if (request.op == pool_op::lse) return make_lse_kernel(input, request);
+  return make_window_kernel(input, request);
+}
+
 pooler::pooler(const tensor_info& input, const pool_request& request)
-    : kernel_(combines_avg_and_max(request.op) ? make_avg_max_kernel(input, request)
-              : request.op == pool_op::gem     ? make_gem_kernel(input, request)
-                                               : make_window_kernel(input, request)) {}
+    : kernel_(request.pyramid.empty() ? make_op_kernel(input, request)
+                                      : make_pyramid_kernel(input, request)),
+      shape_(pooled_shape(input.shape, request)),
+      output_type_(request.output_type),
+      normalize_(request.normalize) {
+  // The vectors run along C, or over each sample: N's axis, which a
+  // pyramid's flat output has first.
+  normalize_axis_ = normalize_ == normalization::channels ? request.axes.channel_axis
+                    : !request.pyramid.empty() && request.axes.batch_axis
+                        ? std::optional<std::size_t>(0)
+                        : request.axes.batch_axis;
+  if (normalize_ == normalization::channels && !normalize_axis_) {
+    throw std::logic_error("normalizing channels: the layout has no channel axis");
+  }
+}
 
 pooler::~pooler() = default;
 
@@ -871,6 +843,13 @@ std::unique_ptr<pooler::stream> pooler::open_stream(std::uint64_t first) {
   return kernel_->open_stream(first);
 }
 
-pooled_tensor pooler::finish() { return kernel_->finish(); }
+pooled_tensor pooler::finish() {
+  if (normalize_ == normalization::none) return kernel_->finish();
+  // Normalized in float64, then rounded once.
+  auto values = std::make_unique_for_overwrite<double[]>(cell_count(shape_));
+  kernel_->finish_into(values.get());
+  normalize_l2(values.get(), shape_, normalize_axis_, normalize_);
+  return narrowed(shape_, values.get(), output_type_);
+}
 
 }  // namespace featpool

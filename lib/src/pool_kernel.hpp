@@ -1,11 +1,13 @@
 #pragma once
 // The kernels behind featpool::pooler: one per window op (pool.cpp), one
 // that runs an average and a maximum over the same pass and combines them
-// (avg_max_kernel.cpp), and the generalized mean, an average of powers
-// (gem_kernel.cpp).
+// (avg_max_kernel.cpp), the generalized mean, an average of powers
+// (gem_kernel.cpp), and a spatial pyramid of any of them, every level fed
+// the same blocks (pyramid_kernel.cpp).
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -44,6 +46,19 @@ Out narrow(Acc value) {
   }
 }
 
+// A pooled tensor of `shape` holding `values` rounded once to `type`.
+pooled_tensor narrowed(std::vector<std::uint64_t> shape, const double* values, dtype type);
+
+// --normalize l2 on float64 results of `shape`, in place (pooled_values.cpp):
+// along `axis` for normalization::channels; for normalization::samples,
+// over everything but `axis` (the batch axis, or nothing: one vector).
+void normalize_l2(double* values, const std::vector<std::uint64_t>& shape,
+                  std::optional<std::size_t> axis, normalization how);
+
+// The kernel of request.op, one level of a pyramid or the whole request.
+std::unique_ptr<pooler::kernel> make_op_kernel(const tensor_info& input,
+                                               const pool_request& request);
+
 // avg, max, sum or min of every window.
 std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
                                                    const pool_request& request);
@@ -55,5 +70,16 @@ std::unique_ptr<pooler::kernel> make_avg_max_kernel(const tensor_info& input,
 // The generalized mean (gem_kernel.cpp).
 std::unique_ptr<pooler::kernel> make_gem_kernel(const tensor_info& input,
                                                 const pool_request& request);
+
+// The log-sum-exp (lse_kernel.cpp).
+std::unique_ptr<pooler::kernel> make_lse_kernel(const tensor_info& input,
+                                                const pool_request& request);
+
+// The request of one level of request.pyramid: its output lengths, no pyramid.
+pool_request pyramid_level(const pool_request& request, const std::vector<std::uint64_t>& level);
+
+// A spatial pyramid (pyramid_kernel.cpp): request.pyramid must have levels.
+std::unique_ptr<pooler::kernel> make_pyramid_kernel(const tensor_info& input,
+                                                    const pool_request& request);
 
 }  // namespace featpool

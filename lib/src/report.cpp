@@ -39,9 +39,34 @@ std::string totals_line(const report_totals& t) {
   return fmt::format("{} ok, {} skipped, {} failed\n", t.ok, t.skipped, t.failed);
 }
 
+// One size as --size writes it: 2x2, _x7.
+std::string size_text(const std::vector<std::optional<std::uint64_t>>& size) {
+  std::string text;
+  for (const auto& s : size) {
+    if (!text.empty()) text += 'x';
+    text += s ? std::to_string(*s) : "_";
+  }
+  return text;
+}
+
+// The message, or for a pyramid pooled without one, its levels: the shape
+// column shows only their concatenation.
+std::string message_text(const report_record& r) {
+  if (!r.message.empty() || r.pyramid.empty()) return r.message;
+  std::string levels;
+  for (const auto& level : r.pyramid) levels += (levels.empty() ? "" : ", ") + size_text(level);
+  return "pyramid " + levels;
+}
+
 std::vector<std::string> row_of(const report_record& r) {
   return {source_text(r), shape_change(r), dtype_change(r),
-          std::string(tensor_status_name(r.status)), r.message};
+          std::string(tensor_status_name(r.status)), message_text(r)};
+}
+
+nlohmann::ordered_json size_json(const std::vector<std::optional<std::uint64_t>>& size) {
+  auto json = nlohmann::ordered_json::array();
+  for (const auto& s : size) json.push_back(s ? nlohmann::ordered_json(*s) : nullptr);
+  return json;
 }
 
 }  // namespace
@@ -71,8 +96,12 @@ report_totals count_statuses(const std::vector<report_record>& records) {
 nlohmann::ordered_json report_json(const std::vector<report_record>& records) {
   auto tensors = nlohmann::ordered_json::array();
   for (const auto& r : records) {
-    auto size = nlohmann::ordered_json::array();
-    for (const auto& s : r.size) size.push_back(s ? nlohmann::ordered_json(*s) : nullptr);
+    // A pyramid's size is its levels, each an array.
+    auto size = size_json(r.size);
+    if (!r.pyramid.empty()) {
+      size = nlohmann::ordered_json::array();
+      for (const auto& level : r.pyramid) size.push_back(size_json(level));
+    }
     tensors.push_back({
         {"file", r.file},
         {"name", r.name ? nlohmann::ordered_json(*r.name) : nullptr},
@@ -116,7 +145,7 @@ std::string report_text(const std::vector<report_record>& records, bool summariz
       continue;
     }
     std::vector<std::string> key{shape_change(r), dtype_change(r),
-                                 std::string(tensor_status_name(r.status)), r.message};
+                                 std::string(tensor_status_name(r.status)), message_text(r)};
     auto [it, inserted] = group_of.emplace(key, counts.size());
     if (inserted) {
       counts.push_back(0);

@@ -1,7 +1,7 @@
 // Fuzz target: the command line's value parsers. The input is up to three
-// lines, up to its first NUL (arguments are C strings): a --size value, a
-// --layout value and the NAME of a FILE:NAME argument (also tried as a
-// --name glob). Each must parse or be refused with
+// lines, up to its first NUL (arguments are C strings): a --size value (one
+// size, or a pyramid's levels), a --layout value and the NAME of a FILE:NAME
+// argument (also tried as a --name glob). Each must parse or be refused with
 // featpool's own error, and what parses must make sense.
 
 #include <cctype>
@@ -60,6 +60,20 @@ void check_size(std::string_view text) {
     }
     if (resolved && resolved->size() != axes) broken("resolve_size lost an axis", text);
   }
+}
+
+// A pyramid is levels that each parse as one size, joined back unchanged.
+void check_size_levels(std::string_view text) {
+  std::vector<size_spec> levels;
+  try {
+    levels = parse_size_levels(text);
+  } catch (const usage_error&) {
+    return;
+  }
+  if (levels.empty() || size_levels_text(levels) != text) {
+    broken("--size levels do not join back to the text", text);
+  }
+  for (const auto& level : levels) check_size(level.text);
 }
 
 void check_layout(std::string_view text) {
@@ -134,6 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto [size_text, after_size] = next_line(text);
   auto [layout_text, name] = next_line(after_size);
   check_size(size_text);
+  check_size_levels(size_text);
   check_layout(layout_text);
   check_selector(name);
   return 0;

@@ -106,7 +106,7 @@ std::set<std::size_t> pool_pass(const input_factory& make_input, pool_op op, std
   // only looks whether outputs exist; nothing is written.
   options.output = "fuzz-output-never-written/";
   options.op = op;
-  options.size = parse_size(size);
+  options.sizes = {parse_size(size)};
   options.axes = std::move(axes);
   options.jobs = 1;
   plan work = make_plan(options);

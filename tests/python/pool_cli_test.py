@@ -14,7 +14,10 @@ import tempfile
 import time
 import unittest
 
+import h5py
 import numpy as np
+import torch
+import torch.nn.functional as F
 from pathlib import Path
 
 FEATPOOL = ""
@@ -65,7 +68,8 @@ class Usage(PoolTest):
         self.assert_usage([x, "-o", out, "--layout", "N1L"],
                           "--layout: 'N1L': a layout is letters only")
         self.assert_usage([x, "-o", out, "--op", "median"],
-                          "--op: 'median': expected avg, max, sum, min, avgmax, catavgmax or gem")
+                          "--op: 'median': expected avg, max, sum, min, avgmax, catavgmax, gem or "
+                          "lse")
         self.assert_usage([x, "-o", out, "--p", "2"], "--p and --eps are the generalized "
                           "mean's: they go with --op gem, not --op avg")
         self.assert_usage([x, "-o", out, "--op", "max", "--eps", "0.1"], "--p and --eps are the "
@@ -74,6 +78,16 @@ class Usage(PoolTest):
                           "--p: '0': expected a positive number")
         self.assert_usage([x, "-o", out, "--op", "gem", "--eps", "1e-6x"],
                           "--eps: '1e-6x': expected a positive number")
+        self.assert_usage([x, "-o", out, "--size", "1,,2"],
+                          "--size: '1,,2': expected sizes like 7, 7x7 or 1,2,4 (a pyramid), with "
+                          "no empty level")
+        self.assert_usage([x, "-o", out, "--size", "1,0"], "--size: '0': sizes must be at least 1")
+        self.assert_usage([x, "-o", out, "--r", "2"], "--r is the log-sum-exp's: it goes with "
+                          "--op lse, not --op avg")
+        self.assert_usage([x, "-o", out, "--op", "lse", "--r", "-1"],
+                          "--r: '-1': expected a positive number")
+        self.assert_usage([x, "-o", out, "--normalize", "l1"],
+                          "--normalize: 'l1': expected l2")
 
     def test_incompatible_flags_and_unknown_extension(self):
         x = sample("tokens_ncl.npy")
@@ -266,6 +280,43 @@ class Flags(PoolTest):
         a = np.load(x).astype(np.float64)
         want = np.concatenate([a.mean(axis=2), a.max(axis=2)], axis=1).astype(np.float32)
         np.testing.assert_allclose(np.load(self.path("o.npy")), want, rtol=2**-23)
+
+
+class Pyramids(PoolTest):
+    def test_levels_in_the_report_and_the_attributes(self):
+        x = self.make_npy("x.npy", shape=(2, 3, 8, 8))
+        out = self.path("o.h5")
+        code, text, _ = run("pool", x, "-o", out, "--size", "1,2,_x4", "--report", "-")
+        self.assertEqual(code, 0)
+        row = text.decode().splitlines()[1]
+        self.assertIn("(2, 3, 8, 8) → (2, 111)", row)
+        self.assertTrue(row.endswith("ok      pyramid 1x1, 2x2, 8x4"), row)
+        with h5py.File(out) as f:
+            self.assertEqual(f["x"].attrs["featpool_size"], "1,2,_x4")
+            got = f["x"][()]
+        a = torch.from_numpy(np.load(x).astype(np.float64))
+        want = torch.cat([F.adaptive_avg_pool2d(a, s).flatten(1) for s in (1, 2, (8, 4))], 1)
+        np.testing.assert_allclose(got, want.numpy().astype(np.float32), rtol=2**-23)
+        code, report, _ = run("pool", x, "-o", out, "--size", "1,2", "--force",
+                              "--report-format", "json", "--report", "-", "-q")
+        self.assertEqual(code, 0)
+        self.assertEqual(json.loads(report)["tensors"][0]["size"], [[1, 1], [2, 2]])
+
+    def test_normalize_along_c_needs_a_c_axis(self):
+        x = sample("tokens_ncl.npy")
+        code, _, err = run("pool", x, "-o", self.path("o.npy"), "--normalize", "l2",
+                           "--layout", "NXL", "-q")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, f"featpool: error: {x}:tokens_ncl: --normalize l2 normalizes "
+                              "along C, and layout NXL has none; with --flatten it normalizes "
+                              "each sample's output\n")
+        code, _, _ = run("pool", x, "-o", self.path("o.npy"), "--normalize", "l2", "--layout",
+                         "NXL", "--flatten", "-q")
+        self.assertEqual(code, 0)
+        # X and L are both spatial: one value per sample, normalized to its sign.
+        a = torch.from_numpy(np.load(x).astype(np.float64)).mean(dim=(1, 2)).reshape(-1, 1)
+        want = F.normalize(a, dim=1).numpy().astype(np.float32)
+        np.testing.assert_allclose(np.load(self.path("o.npy")), want, rtol=2**-23, atol=2**-30)
 
 
 class Terminal(PoolTest):

@@ -8,7 +8,9 @@ or HDF5 file, pooled by featpool with random flags (--op, --size, --layout, --fl
 --dtype), and compared with torch's adaptive_{avg,max}_pool{1,2,3}d computed in float64
 (sum and min: torch's sum and amin over the same windows; avgmax and catavgmax: timm's
 0.5 * (avg + max) and torch.cat([avg, max], 1) of those; gem: x.clamp(min=eps).pow(p),
-adaptive average, .pow(1/p)).
+adaptive average, .pow(1/p); lse: torch.logsumexp(r * x) over the same windows, minus the log of
+their size, over r); spatial pyramids (--size 1,2,4) against
+torch.cat([pool(x, s).flatten(1) for s in sizes], 1) and --normalize l2 against F.normalize.
 Cases that share flags are written into one folder and pooled with a single featpool command
 (to a directory, an .npz or an .h5), so hundreds of cases cost a few dozen process starts;
 some cases get their own command to cover `-o x.npy`, `-o -` and `FILE:NAME` references, and
@@ -114,7 +116,7 @@ def flatten_like_featpool(a, layout):
 
 def torch_pool(t, sizes, op):
     """Adaptive pooling of an (N, C, spatial...) float64 array; sizes holds ints or None."""
-    if op in ("sum", "min"):
+    if op in ("sum", "min") or op.startswith("lse"):
         return torch_window_pool(t, sizes, op)
     if op.startswith("gem"):
         # The GeM papers' and timm's x.clamp(min=eps).pow(p), averaged, .pow(1/p); op is
@@ -146,8 +148,10 @@ def torch_pool(t, sizes, op):
 
 
 def torch_window_pool(t, sizes, op):
-    """sum and min, which torch has no adaptive pooling for: torch's reductions (sum, amin)
-    over the same adaptive windows, one output position at a time, every (N, C) at once."""
+    """sum, min and lse, which torch has no adaptive pooling for: torch's reductions (sum,
+    amin; for lse, "lse:R", torch.logsumexp(r * x) minus the log of the window's size,
+    divided by r) over the same adaptive windows, one output position at a time, every
+    (N, C) at once."""
     x = torch.from_numpy(np.ascontiguousarray(t))
     spatial_in = t.shape[2:]
     out_sizes = [L if s is None else s for L, s in zip(spatial_in, sizes)]
@@ -156,7 +160,12 @@ def torch_window_pool(t, sizes, op):
     for idx in np.ndindex(*out_sizes):
         sl = tuple(slice(*window(i, L, s)) for i, L, s in zip(idx, spatial_in, out_sizes))
         block = x[(slice(None), slice(None)) + sl]
-        value = block.sum(dim=dims) if op == "sum" else block.amin(dim=dims)
+        if op.startswith("lse"):
+            r = float(op.split(":")[1])
+            count = block[0, 0].numel() if block.numel() else 1
+            value = (torch.logsumexp((r * block).flatten(2), dim=2) - np.log(count)) / r
+        else:
+            value = block.sum(dim=dims) if op == "sum" else block.amin(dim=dims)
         out[(slice(None), slice(None)) + idx] = value
     return out.numpy()
 
@@ -232,19 +241,50 @@ def check_reference(rng):
 
 
 def reference_op(flags):
-    """The op as torch_pool takes it: gem carries its p and eps."""
+    """The op as torch_pool takes it: gem carries its p and eps, lse its r."""
+    if flags["op"] == "lse":
+        return f"lse:{flags['r'] or 1}"
     if flags["op"] != "gem":
         return flags["op"]
     return f"gem:{flags['p'] or 3}:{flags['eps'] or 1e-6}"
 
 
-def reference(a, layout, sizes, op, flatten):
+def reference(a, layout, sizes, op, flatten, levels=None, normalize=False):
     """Float64 reference in featpool's output layout, and the tolerance scale per element.
 
     Returns (ref, scale): scale is the largest |x| over the finite values of each output
     element's window, or for a sum the sum of those |x| (the float64 tolerance is 1e-12
-    times it).
+    times it). A pyramid (`levels`, two or more sizes) is torch.cat of every level pooled
+    and flattened, on the feature axis; `normalize` is F.normalize (see normalized).
     """
+    if levels:
+        parts = [reference(a, layout, level, op, True) for level in levels]
+        ref = np.concatenate([part[0] for part in parts], axis=-1)
+        scale = np.concatenate([part[1] for part in parts], axis=-1)
+    else:
+        ref, scale = pooled_reference(a, layout, sizes, op, flatten)
+    if normalize:
+        dim = ref.ndim - 1 if (flatten or levels) else layout.index("C")
+        ref, scale = normalized(ref, scale, dim)
+    return ref, scale
+
+
+def normalized(ref, scale, dim):
+    """F.normalize(ref, p=2, dim, eps=1e-12), and the scale of its error. featpool normalizes
+    its own float64 results, each within 1e-12 * scale of the reference: dividing by the norm
+    moves every element of a vector by at most 2 * (the vector's largest such error) / norm.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(ref))
+    out = F.normalize(x, p=2.0, dim=dim, eps=1e-12).numpy()
+    with np.errstate(invalid="ignore", over="ignore"):  # as torch, a norm may overflow
+        norm = np.maximum(np.sqrt(np.sum(ref * ref, axis=dim, keepdims=True)), 1e-12)
+        largest = np.max(scale, axis=dim, keepdims=True) if ref.size else scale
+        bound = np.broadcast_to(2 * largest / norm, ref.shape)
+    return out, np.where(np.isfinite(bound), bound, np.inf)
+
+
+def pooled_reference(a, layout, sizes, op, flatten):
+    """One size's reference, as `reference` describes it."""
     t = to_torch_order(a.astype(np.float64), layout)
     if op == "max" and MAX_REFERENCE == "numpy":
         pooled = numpy_pool(t, sizes, op)
@@ -252,6 +292,9 @@ def reference(a, layout, sizes, op, flatten):
         pooled = torch_pool(t, sizes, op)
     magnitude = np.where(np.isfinite(t), np.abs(t), 0.0)
     scale = torch_pool(magnitude, sizes, "sum" if op == "sum" else "max")
+    if op.startswith("lse"):
+        # Also the log of the window's size over r: at most log(3000) / 0.25, about 32.
+        scale = scale + 40
     if op == "catavgmax":
         scale = np.concatenate([scale, scale], axis=1)
     ref = from_torch_order(pooled, layout)
@@ -262,19 +305,19 @@ def reference(a, layout, sizes, op, flatten):
     return ref, scale
 
 
-def expected_dtype(input_dtype, op, dtype_flag):
-    """The spec's output dtype: --dtype auto keeps integers and bool for max and min, sums
-    them in float64, else floats."""
+def expected_dtype(input_dtype, op, dtype_flag, normalize=False):
+    """The spec's output dtype: --dtype auto keeps integers and bool for max and min (unless
+    normalized), sums them in float64, else floats."""
     if dtype_flag != "auto":
         return np.dtype(dtype_flag)
-    if op in ("max", "min") and input_dtype.kind in "iub":
+    if op in ("max", "min") and input_dtype.kind in "iub" and not normalize:
         return np.dtype(input_dtype.name)  # native byte order: only the type is compared
     if op == "sum" and input_dtype.kind in "iub":
         return np.dtype(np.float64)
     return np.dtype(np.float64) if input_dtype.name == "float64" else np.dtype(np.float32)
 
 
-def compare(got, ref, scale, out_dtype, exact):
+def compare(got, ref, scale, out_dtype, exact, float64_floor=False):
     """Returns a list of human-readable mismatches (empty when got passes).
 
     Tolerances (from the issue):
@@ -291,7 +334,13 @@ def compare(got, ref, scale, out_dtype, exact):
       land on the neighbour of T(ref) when the two float64 values straddle a rounding point;
     - NaN exactly where the reference is NaN and nowhere else; +-Inf exactly where the
       (rounded) reference is +-Inf, with the same sign. Avg of a window with +Inf and -Inf is
-      NaN, with +Inf alone +Inf: torch in float64 gives exactly that.
+      NaN, with +Inf alone +Inf: torch in float64 gives exactly that;
+    - with `float64_floor`, outputs of any float type are also within 1e-12 * scale: the
+      float64 error bound holds whatever the output's precision. For normalized outputs (see
+      normalized), a vector whose norm is small next to its windows' inputs carries the
+      pooling's float64 error, magnified, into every element; lse is a difference of
+      logarithms (log of the sum, log of the count), and where it is about 0 the reference's
+      own roundings, 1e-16 or so, are larger than a float32 ulp of the result.
     """
     problems = []
     if got.dtype.name != out_dtype.name:
@@ -319,6 +368,8 @@ def compare(got, ref, scale, out_dtype, exact):
     else:
         with np.errstate(invalid="ignore"):  # spacing of NaN or Inf: NaN, never used
             tol = np.abs(np.spacing(rounded)).astype(np.float64)
+        if float64_floor:
+            tol = np.maximum(tol, 1e-12 * scale)
     nan_want = np.isnan(want64)
     nan_got = np.isnan(got64)
     inf_any = np.isinf(want64) | np.isinf(got64)
@@ -473,23 +524,37 @@ def random_flags(rng, layout):
     dtype = "auto" if r < 0.7 else str(rng.choice(["float64", "float32", "float16", "auto"]))
     op = random_op(rng, layout)
     gem = op == "gem"
+    flatten = bool(rng.random() < 0.3)
+    # A spatial pyramid: two or three sizes, each of any form.
+    levels = None
+    if rng.random() < 0.15:
+        levels = [sizes] + [random_sizes(rng, len(spatial))[0] for _ in range(rng.integers(1, 3))]
+        size_spec = ",".join("x".join("_" if s is None else str(s) for s in level)
+                             for level in levels)
+    # Along C, or over each sample with --flatten or a pyramid; no C needs one of them.
+    normalize = bool(rng.random() < 0.2)
+    if normalize and "C" not in layout and not levels:
+        flatten = True
     return {
         "op": op,
         # None: the default, 3 and 1e-6
         "p": str(rng.choice(["3", "1", "2", "4.5"])) if gem and rng.random() < 0.6 else None,
         "eps": str(rng.choice(["1e-6", "0.01", "0.5"])) if gem and rng.random() < 0.5 else None,
+        "r": str(rng.choice(["1", "0.25", "8"])) if op == "lse" and rng.random() < 0.6 else None,
         "sizes": sizes,
         "size_spec": size_spec,
         "layout_flag": layout_flag,
-        "flatten": bool(rng.random() < 0.3),
+        "flatten": flatten,
+        "levels": levels,
+        "normalize": normalize,
         "dtype": dtype,
         "explicit_auto": dtype == "auto" and r >= 0.7,
     }
 
 
 def random_op(rng, layout):
-    op = str(rng.choice(["avg", "max", "sum", "min", "avgmax", "catavgmax", "gem"],
-                        p=[0.25, 0.25, 0.1, 0.1, 0.1, 0.1, 0.1]))
+    op = str(rng.choice(["avg", "max", "sum", "min", "avgmax", "catavgmax", "gem", "lse"],
+                        p=[0.22, 0.22, 0.1, 0.1, 0.09, 0.09, 0.09, 0.09]))
     # catavgmax concatenates on C: featpool skips tensors without one (a test of its own).
     return "avgmax" if op == "catavgmax" and "C" not in layout else op
 
@@ -506,12 +571,16 @@ def flag_args(flags):
         args += ["--p", flags["p"]]
     if flags["eps"] is not None:
         args += ["--eps", flags["eps"]]
+    if flags["r"] is not None:
+        args += ["--r", flags["r"]]
     if flags["size_spec"] is not None:
         args += ["--size", flags["size_spec"]]
     if flags["layout_flag"] is not None:
         args += ["--layout", flags["layout_flag"]]
     if flags["flatten"]:
         args.append("--flatten")
+    if flags["normalize"]:
+        args += ["--normalize", "l2"]
     if flags["dtype"] != "auto" or flags["explicit_auto"]:
         args += ["--dtype", flags["dtype"]]
     return args
@@ -680,10 +749,12 @@ class Runner:
     def check_case(self, case, got, record):
         flags = case.flags
         ref, scale = reference(case.array, case.layout, flags["sizes"], reference_op(flags),
-                               flags["flatten"])
-        out_dtype = expected_dtype(case.array.dtype, flags["op"], flags["dtype"])
+                               flags["flatten"], flags["levels"], flags["normalize"])
+        out_dtype = expected_dtype(case.array.dtype, flags["op"], flags["dtype"],
+                                   flags["normalize"])
         exact = out_dtype.kind in "iub"
-        problems = compare(got, ref, scale, out_dtype, exact)
+        problems = compare(got, ref, scale, out_dtype, exact,
+                           flags["normalize"] or flags["op"] == "lse")
         if record is None:
             problems.append("no record for this tensor in the JSON report")
         else:
@@ -784,6 +855,10 @@ class Runner:
                 else "--dtype default")
             if flags["flatten"]:
                 add("flatten")
+            if flags["levels"]:
+                add("pyramid")
+            if flags["normalize"]:
+                add("normalize")
             if flags["size_spec"] is None:
                 add("size default")
             elif "x" not in flags["size_spec"] and len(spatial) > 1:
@@ -803,11 +878,12 @@ class Runner:
                 add("size _" if size is None else "size equal" if size == length
                     else "size larger" if size > length
                     else "size divisible" if length % size == 0 else "size non-divisible")
-        required = (["large", "1d", "2d", "3d", "in npy", "in npz", "in h5", "flatten", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
+        required = (["large", "1d", "2d", "3d", "in npy", "in npz", "in h5", "flatten", "pyramid",
+                     "normalize", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
                      "size larger", "size divisible", "size non-divisible", "size one number",
                      "--dtype float64", "--dtype float32", "--dtype float16"]
                     + [f"op {op}" for op in ("avg", "max", "sum", "min", "avgmax", "catavgmax",
-                                             "gem")]
+                                             "gem", "lse")]
                     + [f"dtype {d}" for d in DTYPES]
                     + [f"layout {l}" for l in sum(COMMON_LAYOUTS.values(), [])]
                     + ["layout CNHW"]

@@ -22,10 +22,12 @@ struct pool_options {
   std::vector<std::string> inputs;
   std::string output;  // -o: a file, a directory, or "-"
   pool_op op = pool_op::avg;
-  std::optional<gem_params> gem;  // --p / --eps, only with --op gem
-  size_spec size = parse_size("1");
-  std::optional<layout> axes;  // --layout; by rank when absent
+  std::optional<gem_params> gem;                  // --p / --eps, only with --op gem
+  std::optional<double> lse_r;                    // --r, only with --op lse
+  std::vector<size_spec> sizes{parse_size("1")};  // --size: two or more make a pyramid
+  std::optional<layout> axes;                     // --layout; by rank when absent
   bool flatten = false;
+  bool normalize = false;               // --normalize l2
   std::optional<dtype> output_type;     // --dtype; auto when absent
   std::optional<output_format> format;  // --format, for directory outputs
   std::vector<std::string> name_globs;  // --name
@@ -46,6 +48,8 @@ struct pool_options {
 std::optional<dtype> parse_output_dtype(std::string_view text);  // nullopt for "auto"
 output_format parse_output_format(std::string_view text);        // npy, npz, h5
 report_format parse_report_format(std::string_view text);        // text, json
+// --normalize: "l2", the only norm there is; throws usage_error otherwise.
+void check_normalization(std::string_view text);
 
 // Throws usage_error for flags that cannot go together or an output whose
 // kind cannot be told from its name.

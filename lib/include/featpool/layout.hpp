@@ -38,6 +38,14 @@ struct size_spec {
 // usage_error for anything else or for a size of 0.
 size_spec parse_size(std::string_view text);
 
+// Parses a --size value that may be a spatial pyramid: sizes separated by
+// commas (`1,2,4`, `1,3x5`), each one as parse_size takes it. Throws
+// usage_error.
+std::vector<size_spec> parse_size_levels(std::string_view text);
+
+// The levels as --size takes them, for reports and attributes: "1,2,4".
+std::string size_levels_text(const std::vector<size_spec>& levels);
+
 // The output length of each spatial axis for the given input lengths, or a
 // reason the sizes do not fit them (a count mismatch).
 std::optional<std::vector<std::uint64_t>> resolve_size(const size_spec& size,

@@ -23,8 +23,8 @@ namespace featpool {
 
 // avgmax is timm's 0.5 · (avg + max); catavgmax concatenates avg and max
 // on the channel axis, avg first, so C doubles; gem is the generalized mean
-// (gem_params).
-enum class pool_op { avg, max, sum, min, avgmax, catavgmax, gem };
+// (gem_params); lse is the log-sum-exp, (1/r)·log(mean of exp(r·x)).
+enum class pool_op { avg, max, sum, min, avgmax, catavgmax, gem, lse };
 
 // An op's name as --op takes it; throws usage_error for anything else.
 pool_op parse_pool_op(std::string_view text);
@@ -43,11 +43,17 @@ struct gem_params {
 // that is not a positive finite number.
 gem_params parse_gem_params(std::string_view p, std::string_view eps);
 
+// lse's sharpness r: large r tends to the maximum, small r to the average.
+inline constexpr double kDefaultLseR = 1.0;
+
+// --r as given (empty when absent), checked as --p is.
+double parse_lse_r(std::string_view r);
+
 // The dtype a pooled tensor is written in: `--dtype auto` keeps integer and
-// bool inputs' dtype for max and min, gives float64 for float64 inputs and
-// for sums of integers or bools, and float32 for everything else; an
-// explicit float type wins.
-dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested);
+// bool inputs' dtype for max and min (unless normalized), gives float64 for
+// float64 inputs and for sums of integers or bools, and float32 for
+// everything else; an explicit float type wins.
+dtype pooled_dtype(pool_op op, dtype input, std::optional<dtype> requested, bool normalized);
 
 // The instruction set the pooling loops run with: "avx512", "avx2" or
 // "baseline", the widest the processor has unless the FEATPOOL_KERNELS
@@ -59,13 +65,29 @@ std::string_view pooling_instruction_set();
 // Pooled outputs larger than this are refused before anything is allocated.
 inline constexpr std::uint64_t kMaxPooledBytes = std::uint64_t{4} << 30;
 
+// --normalize l2: every feature vector divided by its L2 norm, as
+// F.normalize(x, p=2, dim, eps=1e-12) does, the vector running along the C
+// axis (`channels`) or over each sample's whole output (`samples`: with
+// --flatten, and for a pyramid).
+enum class normalization { none, channels, samples };
+
+// F.normalize's floor under the norm, so that a zero vector stays zero.
+inline constexpr double kNormalizeEps = 1e-12;
+
 struct pool_request {
   pool_op op = pool_op::avg;
   layout axes;                                // the input's layout, rank matching its shape
   std::vector<std::uint64_t> output_spatial;  // one length per spatial axis
   dtype output_type = dtype::float32;
-  int threads = 1;  // workers for large blocks; results do not depend on it
-  gem_params gem;   // for pool_op::gem
+  int threads = 1;              // workers for large blocks; results do not depend on it
+  gem_params gem;               // for pool_op::gem
+  double lse_r = kDefaultLseR;  // for pool_op::lse
+  // A spatial pyramid (--size 1,2,4): the output lengths of each level, two
+  // or more; empty otherwise. Every level is pooled from the same pass and
+  // flattened, and the levels are concatenated sample by sample, so the
+  // output is (N, C · total cells), or (C · total cells) without N.
+  std::vector<std::vector<std::uint64_t>> pyramid{};
+  normalization normalize = normalization::none;
 };
 
 // A pooled tensor: same layout as the input, C order, native byte order.
@@ -75,7 +97,7 @@ struct pooled_tensor {
   std::vector<std::byte> data;
 };
 
-// The shape `request` turns `input_shape` into.
+// The shape `request` turns `input_shape` into (a pyramid's is flat).
 std::vector<std::uint64_t> pooled_shape(const std::vector<std::uint64_t>& input_shape,
                                         const pool_request& request);
 
@@ -116,6 +138,10 @@ class pooler {
 
  private:
   std::unique_ptr<kernel> kernel_;
+  std::vector<std::uint64_t> shape_;
+  dtype output_type_;
+  normalization normalize_;
+  std::optional<std::size_t> normalize_axis_;
 };
 
 class pooler::stream {

@@ -23,6 +23,8 @@ struct report_record {
   std::string layout;
   std::string op;
   std::vector<std::optional<std::uint64_t>> size;  // per spatial axis; null keeps the axis
+  // A spatial pyramid's levels, each like `size`; empty without one.
+  std::vector<std::vector<std::optional<std::uint64_t>>> pyramid;
   std::optional<std::vector<std::uint64_t>> output_shape;
   std::optional<std::string> output_dtype;
   std::optional<std::string> destination;
