@@ -10,6 +10,7 @@
 #include <ostream>
 #include <span>
 
+#include "csv_sink.hpp"
 #include "temporary_file.hpp"
 #include <fmt/format.h>
 
@@ -138,6 +139,10 @@ std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string
       return std::make_unique<npz_sink>(target, sync, existing);
     case output_format::hdf5:
       return std::make_unique<hdf5_sink>(target, sync, existing);
+    case output_format::csv:
+      return create_csv_sink(',', target, sync, existing);
+    case output_format::tsv:
+      return create_csv_sink('\t', target, sync, existing);
   }
   return std::make_unique<npy_sink>(target, sync, existing);
 }
