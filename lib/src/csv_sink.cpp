@@ -18,9 +18,9 @@ namespace {
 constexpr std::size_t kFlushBytes = std::size_t{1} << 20;
 
 // The value as it is printed: fmt's shortest text that reads back as the
-// same value of the output dtype. A half is printed as the float it widens
-// to, which reads back as the same half; numpy has no shortest-half
-// printing that C++ could match, and float's text is still short.
+// same value of the output dtype. fmt has no half type, so a half is
+// printed as the float it widens to: that text reads back as the same half,
+// since it is nearer to it than half a float ulp, far below half a half's.
 template <class T>
 auto printable(T value) {
   if constexpr (std::is_same_v<T, float16_bits>) {
