@@ -28,6 +28,7 @@ constexpr const char* kFooter = R"(Examples:
   featpool inspect sample_data                    every tensor under a folder
   featpool inspect feats.h5:/layer4/act --stats   one dataset, with min/max/mean/std
   featpool pool x.npy -o feats.npy --flatten      (N, C, H, W) -> (N, C) feature vectors
+  featpool pool x.npy -o feats.csv --flatten      the same as a header and one row per sample
   featpool pool dump.h5 -o maps.h5 --size 7x7     every dataset to 7x7 maps, one file
   featpool pool dumps/ -o pooled/ --keep-going    a whole tree, mirrored, resumable
   featpool merge pooled/ -o features.h5           then everything in one HDF5 file
@@ -77,12 +78,14 @@ void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
 
 void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& flags) {
   auto* pool = app.add_subcommand(
-      "pool", "Adaptive average or max pooling with PyTorch's windows; writes NPY, NPZ or HDF5");
+      "pool",
+      "Adaptive average or max pooling with PyTorch's windows; writes NPY, NPZ, HDF5, CSV or TSV");
   pool->add_option("INPUT", options.inputs,
                    "FILE, FILE:NAME (globs allowed), a directory, or - for an NPY stream")
       ->required();
   pool->add_option("-o,--output", options.output,
-                   "out.npy, out.npz, out.h5, a directory (existing or ending in /), or -")
+                   "out.npy, out.npz, out.h5, out.csv, out.tsv (rows of samples), a directory "
+                   "(existing or ending in /), or -")
       ->required();
   pool->add_option("--op", flags.op,
                    "avg, max, sum or min of each window; avgmax: (avg + max) / 2; catavgmax: "

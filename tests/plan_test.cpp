@@ -135,13 +135,45 @@ TEST_CASE("plan: HDF5 names that would be both a dataset and a group collide") {
         "output name /a would have to be a dataset and a group, as /a/b is inside it");
 }
 
+TEST_CASE("plan: CSV rows are samples of one width, flattened, labelled with their tensor") {
+  fixture f;
+  testing::write_file(f.dir.file("run/wide.npy"), npy(dtype::float32, {2, 5, 4, 4}));
+  auto o = f.options({f.dir.file("run/a/x.npy"), f.dir.file("run/wide.npy")}, "o.csv");
+  o.flatten = true;
+  auto p = make_plan(o);
+  REQUIRE(p.tensors.size() == 2);
+  CHECK(p.tensors[0].record.status == tensor_status::ok);
+  CHECK(p.tensors[0].output_name == f.dir.file("run/a/x.npy"));
+  CHECK(p.tensors[0].record.destination == f.dir.file("o.csv"));
+  CHECK(p.tensors[1].record.status == tensor_status::failed);
+  CHECK(p.tensors[1].record.message == "has 5 features per row, but " + f.dir.file("run/a/x.npy") +
+                                           ", the first in " + f.dir.file("o.csv") + ", has 3");
+
+  // Without --flatten, a sample of at most two axes is still one row.
+  testing::write_file(f.dir.file("run/tokens.npy"), npy(dtype::float32, {2, 3, 4}));
+  o = f.options({f.dir.file("run/tokens.npy")}, "o.tsv");
+  o.sizes = {parse_size("2")};
+  p = make_plan(o);
+  CHECK(p.tensors[0].flatten);
+  CHECK(p.tensors[0].record.output_shape == std::vector<std::uint64_t>{2, 6});
+  o = f.options({f.dir.file("run/a/x.npy")}, "o.tsv");
+  p = make_plan(o);
+  CHECK(p.tensors[0].record.status == tensor_status::failed);
+  CHECK(p.tensors[0].record.message ==
+        "a row of " + f.dir.file("o.tsv") +
+            " holds a sample of at most 2 axes, and this tensor's samples are (3, 1, 1); pass "
+            "--flatten to write each as one row of 3 values");
+}
+
 TEST_CASE("plan: the output's kind is told from its name") {
   CHECK(classify_output("-", std::nullopt).kind == output_kind::standard_output);
   CHECK(classify_output("x/", std::nullopt).kind == output_kind::directory);
   CHECK(classify_output("x.hdf5", std::nullopt).format == output_format::hdf5);
-  CHECK_THROWS_WITH_AS(classify_output("x.csv", std::nullopt),
-                       "-o: 'x.csv': unknown output extension; use .npy, .npz, .h5, .hdf5, a "
-                       "directory or -",
+  CHECK(classify_output("x.csv", std::nullopt).format == output_format::csv);
+  CHECK(classify_output("x.tsv", std::nullopt).format == output_format::tsv);
+  CHECK_THROWS_WITH_AS(classify_output("x.txt", std::nullopt),
+                       "-o: 'x.txt': unknown output extension; use .npy, .npz, .h5, .hdf5, .csv, "
+                       ".tsv, a directory or -",
                        usage_error);
   CHECK_THROWS_WITH_AS(classify_output("x.npy", output_format::npz),
                        "--format applies only to directory outputs", usage_error);

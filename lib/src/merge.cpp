@@ -72,7 +72,8 @@ class merger {
 
   int run() {
     auto target = classify_output(options_.output, std::nullopt);
-    if (target.kind != output_kind::file || target.format == output_format::npy) {
+    bool collects = target.format == output_format::hdf5 || target.format == output_format::npz;
+    if (target.kind != output_kind::file || !collects) {
       throw usage_error(fmt::format(
           "-o: '{}': merge writes one file: use a .h5, .hdf5 or .npz name", options_.output));
     }

@@ -67,6 +67,10 @@ std::string extension_of(output_format format) {
       return ".npz";
     case output_format::hdf5:
       return ".h5";
+    case output_format::csv:
+      return ".csv";
+    case output_format::tsv:
+      return ".tsv";
   }
   return ".npy";
 }

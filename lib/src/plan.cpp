@@ -20,6 +20,10 @@ namespace featpool {
 namespace fs = std::filesystem;
 namespace {
 
+// A CSV row takes a sample of at most two axes (a (C, L) sample of an NCL
+// tensor, say); deeper ones are most likely a forgotten --flatten.
+constexpr std::size_t kMaxRowAxes = 2;
+
 report_record failed_argument(const std::string& file, const std::string& reason) {
   report_record record;
   record.file = file;
@@ -144,7 +148,9 @@ class planner {
     r.input_dtype = info.dtype_string;
     r.op = std::string(pool_op_name(options_.op));
     r.size = options_.sizes.front().sizes;
-    p.flatten = options_.flatten;
+    // A CSV row is one sample's values in the layout's order: what
+    // --flatten gives, (N, K) or (K).
+    p.flatten = options_.flatten || writes_rows();
     // A selected tensor that does not fit is skipped; one named explicitly
     // is an error, since the user asked for exactly that tensor.
     auto misfit = [&](std::string reason) {
@@ -231,9 +237,29 @@ class planner {
               : fmt::format("the pooled output would be {} bytes, over the 4 GiB limit", bytes);
       return;
     }
+    // A pyramid's samples are flat already.
+    if (writes_rows() && !options_.flatten && p.request.pyramid.empty()) {
+      auto sample = shape;
+      if (axes.batch_axis)
+        sample.erase(sample.begin() + static_cast<std::ptrdiff_t>(*axes.batch_axis));
+      if (sample.size() > kMaxRowAxes) {
+        r.status = tensor_status::failed;
+        r.message = fmt::format(
+            "a row of {} holds a sample of at most {} axes, and this tensor's samples are {}; "
+            "pass --flatten to write each as one row of {} values",
+            plan_.target.path, kMaxRowAxes, shape_text(sample),
+            flattened_shape(shape, axes).back());
+        return;
+      }
+    }
     if (p.flatten) shape = flattened_shape(shape, axes);
     r.output_shape = shape;
     r.output_dtype = std::string(dtype_name(p.request.output_type));
+  }
+
+  // CSV and TSV outputs: one row per sample.
+  bool writes_rows() const {
+    return plan_.target.kind == output_kind::file && holds_rows(plan_.target.format);
   }
 
   void assign_destinations() {
@@ -253,20 +279,26 @@ class planner {
         p.output_path =
             (fs::path(target.path) / (in.relative_stem + extension_of(format))).string();
         p.output_name = name_in(format, p.info.name);
+      } else if (holds_rows(target.format)) {
+        // Rows are labelled with their tensor as the report names it.
+        p.output_as = target.format;
+        p.output_path = target.path;
+        p.output_name = tensor_reference(p.info);
       } else {
         p.output_as = target.format;
         p.output_path = target.path;
         p.output_name = name_in(target.format, collected_name(in.relative_stem, in.holds_many,
                                                               p.info.name, plan_.discovered_files));
       }
-      p.record.destination =
-          p.output_as == output_format::npy ? p.output_path : p.output_path + ":" + p.output_name;
+      bool named_inside = p.output_as == output_format::npz || p.output_as == output_format::hdf5;
+      p.record.destination = named_inside ? p.output_path + ":" + p.output_name : p.output_path;
     }
   }
 
   // Every pair of tensors that would land on the same name, all at once;
-  // also NPY outputs given more than one tensor, and HDF5 names where one
-  // would have to be both a dataset and a group.
+  // also NPY outputs given more than one tensor, HDF5 names where one
+  // would have to be both a dataset and a group, and CSV rows of different
+  // widths or from one tensor twice.
   void find_collisions() {
     std::map<std::string, std::vector<std::size_t>> per_file;
     for (std::size_t i = 0; i < plan_.tensors.size(); ++i) {
@@ -276,6 +308,10 @@ class planner {
     }
     for (auto& [path, members] : per_file) {
       const auto& first = plan_.tensors[members.front()];
+      if (holds_rows(first.output_as)) {
+        check_rows(path, members);
+        continue;
+      }
       if (first.output_as == output_format::npy && members.size() > 1) {
         for (auto i : members) {
           collide(i, fmt::format("{} is an NPY file, which takes one tensor, and {} go to it", path,
@@ -300,6 +336,28 @@ class planner {
         collide(a, fmt::format("output name {} is also the name of {}", first_name,
                                tensor_reference(plan_.tensors[b].info)));
       }
+    }
+  }
+
+  // One CSV header fits every row only if all tensors have as many values
+  // per sample as the first; and a tensor given twice would repeat its
+  // rows under the same labels.
+  void check_rows(const std::string& path, const std::vector<std::size_t>& members) {
+    std::vector<std::string> labels;
+    for (auto i : members) labels.push_back(plan_.tensors[i].output_name);
+    for (const auto& clash : find_name_clashes(labels, false)) {
+      for (auto i : {members[clash.first], members[clash.second]}) {
+        collide(i, fmt::format("{} is given twice: its rows would be in {} twice",
+                               labels[clash.first], path));
+      }
+    }
+    const auto& first = plan_.tensors[members.front()];
+    auto width = first.record.output_shape->back();
+    for (auto i : members) {
+      auto own = plan_.tensors[i].record.output_shape->back();
+      if (own == width) continue;
+      collide(i, fmt::format("has {} features per row, but {}, the first in {}, has {}", own,
+                             first.output_name, path, width));
     }
   }
 
@@ -386,9 +444,14 @@ output_target classify_output(const std::string& output, std::optional<output_fo
     target.format = output_format::npz;
   } else if (extension == ".h5" || extension == ".hdf5") {
     target.format = output_format::hdf5;
+  } else if (extension == ".csv") {
+    target.format = output_format::csv;
+  } else if (extension == ".tsv") {
+    target.format = output_format::tsv;
   } else {
     throw usage_error(fmt::format(
-        "-o: '{}': unknown output extension; use .npy, .npz, .h5, .hdf5, a directory or -",
+        "-o: '{}': unknown output extension; use .npy, .npz, .h5, .hdf5, .csv, .tsv, a directory "
+        "or -",
         output));
   }
   if (forced) throw usage_error("--format applies only to directory outputs");

@@ -820,8 +820,8 @@ class Outputs(Case):
         code, out, err = run("pool", x, "-o", "/dev/full")
         self.assertEqual((code, out, err),
                          (2, b"", "featpool: error: -o: '/dev/full': unknown output extension; "
-                                  "use .npy, .npz, .h5, .hdf5, a directory or -; see 'featpool "
-                                  "pool --help'\n"))
+                                  "use .npy, .npz, .h5, .hdf5, .csv, .tsv, a directory or -; see "
+                                  "'featpool pool --help'\n"))
         self.assertTrue(stat.S_ISCHR(os.stat("/dev/full").st_mode))
         self.assert_inputs_untouched()
 

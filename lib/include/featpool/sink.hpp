@@ -1,7 +1,8 @@
 #pragma once
-// Sinks write pooled tensors to output files: NPY, NPZ or HDF5, each under a
-// temporary name beside its target, renamed into place only when complete,
-// so a crash, a full disk or Ctrl-C never leaves a truncated output.
+// Sinks write pooled tensors to output files: NPY, NPZ, HDF5, CSV or TSV,
+// each under a temporary name beside its target, renamed into place only
+// when complete, so a crash, a full disk or Ctrl-C never leaves a
+// truncated output.
 
 #include <cstdint>
 #include <iosfwd>
@@ -16,7 +17,12 @@
 
 namespace featpool {
 
-enum class output_format { npy, npz, hdf5 };
+enum class output_format { npy, npz, hdf5, csv, tsv };
+
+// CSV and TSV hold text rows, one per sample, rather than named tensors.
+inline bool holds_rows(output_format format) {
+  return format == output_format::csv || format == output_format::tsv;
+}
 
 // What featpool records about each pooled tensor. HDF5 outputs carry it as
 // the dataset attributes featpool_op, featpool_size, featpool_layout,
@@ -35,8 +41,9 @@ class tensor_sink {
  public:
   // An uncommitted sink removes its temporary file.
   virtual ~tensor_sink() = default;
-  // Adds a tensor under `name` (an HDF5 dataset path or an NPZ member name;
-  // ignored by NPY sinks, which take exactly one tensor). HDF5 records
+  // Adds a tensor under `name` (an HDF5 dataset path, an NPZ member name,
+  // or for CSV and TSV the label of its rows; ignored by NPY sinks, which
+  // take exactly one tensor). HDF5 records
   // `origin` as attributes; without it (merging an NPY file), none.
   virtual void write(const std::string& name, const pooled_tensor& tensor,
                      const std::optional<provenance>& origin) = 0;
