@@ -27,22 +27,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 import h5py
 import numpy as np
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from named_checks import CheckFailed, require, run_checks  # noqa: E402
+
 FEATPOOL = ""
 TIMEOUT_S = 60
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def require(condition, message):
-    if not condition:
-        raise CheckFailed(message)
 
 
 def featpool(*args, expect=0):
@@ -348,7 +342,6 @@ def main():
     FEATPOOL = os.path.abspath(args.featpool)
     start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="featpool_csv_output_")
-    passed = failed = 0
     try:
         checks = float_checks(tmp)
         checks += [
@@ -364,18 +357,7 @@ def main():
             ("a pyramid, N inside the layout, normalized", lambda: check_pyramid_rows(tmp)),
             ("--dry-run writes nothing; merge refuses .csv", lambda: check_dry_run_and_merge(tmp)),
         ]
-        for name, check in checks:
-            try:
-                check()
-            except CheckFailed as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-            except Exception:  # a crash in a check is that check's failure, not the run's
-                failed += 1
-                print(f"FAIL {name}: {traceback.format_exc().strip()}")
-            else:
-                passed += 1
-                print(f"ok   {name}")
+        passed, failed = run_checks(checks)
     finally:
         if args.keep:
             print(f"kept {tmp}")
@@ -387,5 +369,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.dont_write_bytecode = True
     sys.exit(main())

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import zipfile
 
 import h5py
@@ -37,20 +36,12 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pool_vs_torch_test as ref_lib  # noqa: E402  the float64 torch reference and tolerances
+from named_checks import CheckFailed, require, run_checks  # noqa: E402
 
 FEATPOOL = ""
 TIMEOUT_S = 120
 HDF5_ATTRS = ("featpool_op", "featpool_size", "featpool_layout", "featpool_source",
               "featpool_input_shape", "featpool_version")
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def require(condition, message):
-    if not condition:
-        raise CheckFailed(message)
 
 
 def featpool(*args, expect=0):
@@ -454,25 +445,13 @@ def main():
     torch.set_num_threads(1)
     start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="featpool_pool_outputs_")
-    passed = failed = 0
     try:
         checks = golden_checks(os.path.abspath(args.golden), tmp)
         checks.append(("resnet50 (4, 2048, 7, 7) -> (4, 2048) float32",
                        lambda: check_resnet50(tmp)))
         checks += output_format_checks(tmp)
         checks += determinism_checks(tmp)
-        for name, check in checks:
-            try:
-                check()
-            except CheckFailed as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-            except Exception:  # a crash in a check is that check's failure, not the run's
-                failed += 1
-                print(f"FAIL {name}: {traceback.format_exc().strip()}")
-            else:
-                passed += 1
-                print(f"ok   {name}")
+        passed, failed = run_checks(checks)
     finally:
         if args.keep:
             print(f"kept {tmp}")
