@@ -107,6 +107,10 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
                    "l2: divide each feature vector (along C, or each sample's with --flatten or "
                    "a pyramid) by its L2 norm")
       ->type_name("l2");
+  pool->add_flag("--indices", options.indices,
+                 "With --op max: also each window's argmax (int64 offsets into the input's "
+                 "spatial plane, PyTorch's return_indices) as NAME_indices; .h5, .npz or a "
+                 "directory");
   pool->add_option("--dtype", flags.dtype, "auto, float16, float32 or float64")
       ->capture_default_str();
   pool->add_option("--format", flags.format, "For directory outputs: npy, npz or h5");

@@ -536,6 +536,67 @@ TEST_CASE("pool: lse is log(mean(exp(r x))) / r, shifted so that nothing overflo
         doctest::Approx(std::log(5.0) / 2).epsilon(1e-15));
 }
 
+// The argmax of `stored` (elements of T in `info`'s storage order) fed in
+// blocks of `block_elements`.
+template <class T>
+std::vector<std::int64_t> run_indices(const tensor_info& info, const std::vector<T>& stored,
+                                      const pool_request& request, std::size_t block_elements) {
+  pooler p(info, request);
+  for (std::size_t i = 0; i < stored.size(); i += block_elements) {
+    std::size_t n = std::min(block_elements, stored.size() - i);
+    p.consume(std::as_bytes(std::span(stored.data() + i, n)));
+  }
+  p.finish();
+  auto out = p.indices();
+  CHECK(out.type == dtype::int64);
+  CHECK(out.shape == pooled_shape(info.shape, request));
+  std::vector<std::int64_t> offsets(out.data.size() / sizeof(std::int64_t));
+  std::memcpy(offsets.data(), out.data.data(), out.data.size());
+  return offsets;
+}
+
+TEST_CASE("pool: --indices are PyTorch's return_indices, whatever the storage order") {
+  const double nan = std::nan("");
+  const double inf = std::numeric_limits<double>::infinity();
+  // (N=1, C=3, H=2, W=3) pooled to 1x2: windows of columns [0, 2) and
+  // [1, 3), offsets h·3 + w. Channel 0 ties (5 at 0, 2 and 3), channel 1
+  // holds NaN at 0, 3 and ties 9 at 2 and 5, channel 2 is all -inf.
+  tensor_info info;
+  info.shape = {1, 3, 2, 3};
+  info.type = dtype::float64;
+  std::vector<double> nchw{5,    1,    5,    5,    2,    0,  //
+                           nan,  3,    9,    nan,  1,    9,  //
+                           -inf, -inf, -inf, -inf, -inf, -inf};
+  pool_request request{pool_op::max, parse_layout("NCHW"), {1, 2}, dtype::float64, 1, {}};
+  request.indices = true;
+  // torch: the first of equal maxima, the last NaN, -inf alone at the
+  // window's first element.
+  const std::vector<std::int64_t> expected{0, 2, 3, 2, 0, 1};
+  for (std::size_t block : {1, 5, 18}) CHECK(run_indices(info, nchw, request, block) == expected);
+  // Fortran order stores W slowest and C faster than H: the ties and NaN
+  // arrive in another order.
+  info.order = memory_order::fortran;
+  CHECK(run_indices(info, to_fortran(nchw, info.shape), request, 4) == expected);
+  // Channels last, (N=1, H=2, W=3, C=3): the same offsets, in NHWC order.
+  info.order = memory_order::c;
+  info.shape = {1, 2, 3, 3};
+  std::vector<double> nhwc(nchw.size());
+  for (std::size_t c = 0; c < 3; ++c) {
+    for (std::size_t hw = 0; hw < 6; ++hw) nhwc[hw * 3 + c] = nchw[c * 6 + hw];
+  }
+  request.axes = parse_layout("NHWC");
+  request.output_spatial = {1, 2};
+  CHECK(run_indices(info, nhwc, request, 7) == std::vector<std::int64_t>{0, 3, 0, 2, 2, 1});
+  // Integers compare exactly: 2^60 + 1 beats 2^60, which double could not tell apart.
+  info.shape = {1, 1, 3};
+  info.type = dtype::int64;
+  std::vector<std::int64_t> large{std::int64_t{1} << 60, (std::int64_t{1} << 60) + 1,
+                                  std::int64_t{1} << 60};
+  request = {pool_op::max, parse_layout("NCL"), {1}, dtype::int64, 1, {}};
+  request.indices = true;
+  CHECK(run_indices(info, large, request, 3) == std::vector<std::int64_t>{1});
+}
+
 TEST_CASE("size: a pyramid's levels, each any form --size takes") {
   auto levels = parse_size_levels("1,2x3,_x4");
   REQUIRE(levels.size() == 3);

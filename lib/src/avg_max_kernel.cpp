@@ -12,26 +12,13 @@
 #include <stdexcept>
 #include <vector>
 
+#include "paired_stream.hpp"
 #include "pool_kernel.hpp"
 
 #include "featpool/element.hpp"
 
 namespace featpool {
 namespace {
-
-class avg_max_stream final : public pooler::stream {
- public:
-  avg_max_stream(std::unique_ptr<pooler::stream> avg, std::unique_ptr<pooler::stream> max)
-      : avg_(std::move(avg)), max_(std::move(max)) {}
-  void consume(std::span<const std::byte> block) override {
-    avg_->consume(block);
-    max_->consume(block);
-  }
-
- private:
-  std::unique_ptr<pooler::stream> avg_;
-  std::unique_ptr<pooler::stream> max_;
-};
 
 class avg_max_kernel final : public pooler::kernel {
  public:
@@ -53,7 +40,7 @@ class avg_max_kernel final : public pooler::kernel {
   }
 
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
-    return std::make_unique<avg_max_stream>(avg_->open_stream(first), max_->open_stream(first));
+    return std::make_unique<paired_stream>(avg_->open_stream(first), max_->open_stream(first));
   }
 
   std::uint64_t unit_length() const override { return avg_->unit_length(); }

@@ -147,6 +147,44 @@ void check_normalization(std::string_view text) {
   if (text != "l2") throw usage_error(fmt::format("--normalize: '{}': expected l2", text));
 }
 
+namespace {
+
+// --indices: a second tensor per pooled one, the argmax of max's windows
+// at one size, so the output must take named tensors.
+void check_indices(const pool_options& options, const output_target& target) {
+  if (options.op != pool_op::max) {
+    throw usage_error(
+        fmt::format("--indices are the argmax of max's windows: they go with --op max, not --op {}",
+                    pool_op_name(options.op)));
+  }
+  if (options.sizes.size() > 1) {
+    throw usage_error(fmt::format("--indices go with one --size, not a spatial pyramid ({})",
+                                  size_levels_text(options.sizes)));
+  }
+  constexpr const char* kInstead = "write to an .h5 or .npz file or to a directory";
+  if (target.kind == output_kind::standard_output) {
+    throw usage_error(fmt::format(
+        "--indices write a second tensor, and -o - carries one NPY stream; {}", kInstead));
+  }
+  if (target.kind == output_kind::file && target.format == output_format::npy) {
+    throw usage_error(
+        fmt::format("--indices write a second tensor, and {} is an NPY file, which takes one; {}",
+                    target.path, kInstead));
+  }
+  if (target.kind == output_kind::file && holds_rows(target.format)) {
+    throw usage_error(fmt::format(
+        "--indices write a second tensor, and {} holds rows of values; {}", target.path, kInstead));
+  }
+  if (target.kind == output_kind::directory && target.format_forced &&
+      target.format == output_format::npy) {
+    throw usage_error(
+        "--indices write a second tensor beside each, and --format npy takes one per file; use "
+        "--format npz or h5, or leave it out");
+  }
+}
+
+}  // namespace
+
 void check_pool_options(const pool_options& options) {
   if (options.force && options.skip_existing) {
     throw usage_error("--force and --skip-existing cannot go together");
@@ -166,7 +204,8 @@ void check_pool_options(const pool_options& options) {
   if (options.output == "-" && options.report_path == "-") {
     throw usage_error("--report -: standard output already carries the pooled tensor");
   }
-  classify_output(options.output, options.format);
+  auto target = classify_output(options.output, options.format);
+  if (options.indices) check_indices(options, target);
 }
 
 namespace {

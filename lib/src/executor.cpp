@@ -72,9 +72,15 @@ struct output_group {
   std::size_t last_item = 0;
 };
 
+// A pooled tensor, and with --indices the argmax of its windows.
+struct pooled_output {
+  pooled_tensor values;
+  std::optional<pooled_tensor> indices;
+};
+
 // What a worker made of an item, waiting for the in-order stage.
 struct item_result {
-  std::optional<pooled_tensor> pooled;  // for a file that takes several tensors
+  std::optional<pooled_output> pooled;  // for a file that takes several tensors
   std::optional<error> failure;
   double elapsed_ms = 0;
   std::unique_ptr<tensor_sink> sink;  // an owned output, finished, not yet published
@@ -92,6 +98,15 @@ bool runnable(const planned_tensor& p) { return p.input && p.record.status == te
 provenance provenance_of(const planned_tensor& p, const pool_options& options) {
   return {std::string(pool_op_name(options.op)), size_levels_text(options.sizes),
           p.request.axes.letters, tensor_reference(p.info), p.info.shape};
+}
+
+// Writes a pooled tensor into its output file, its indices right after it
+// under their own name, with the same provenance.
+void write_pooled(tensor_sink& sink, const planned_tensor& p, const pooled_output& pooled,
+                  const pool_options& options) {
+  auto origin = provenance_of(p, options);
+  sink.write(p.output_name, pooled.values, origin);
+  if (pooled.indices) sink.write(p.indices_name, *pooled.indices, origin);
 }
 
 void mark_failed(report_record& r, const std::string& reason) {
@@ -211,7 +226,7 @@ struct executor::state {
     }
     try_output(
         [&] {
-          result.sink->write(p.output_name, *result.pooled, provenance_of(p, options));
+          write_pooled(*result.sink, p, *result.pooled, options);
           result.pooled.reset();
           result.sink->finish();
         },
@@ -231,7 +246,7 @@ struct executor::state {
     }
   }
 
-  pooled_tensor pool_tensor(const planned_tensor& p) {
+  pooled_output pool_tensor(const planned_tensor& p) {
     auto& source = source_for(*p.input);
     auto reader = source.open(p.tensor_index);
     pooler kernel(p.info, p.request);
@@ -250,8 +265,13 @@ struct executor::state {
         if (progress) progress->add_bytes(block.size());
       }
     }
-    auto pooled = kernel.finish();
-    if (p.flatten) flatten(pooled, p.request.axes);
+    pooled_output pooled{kernel.finish(), std::nullopt};
+    if (p.request.indices) pooled.indices = kernel.indices();
+    // Indices are flattened as their values are, so the two stay alike.
+    if (p.flatten) {
+      flatten(pooled.values, p.request.axes);
+      if (pooled.indices) flatten(*pooled.indices, p.request.axes);
+    }
     return pooled;
   }
 
@@ -349,7 +369,7 @@ struct executor::state {
     if (result.pooled && !group_failed) {
       try {
         if (!group_sink) group_sink = open_sink(p);
-        group_sink->write(p.output_name, *result.pooled, provenance_of(p, options));
+        write_pooled(*group_sink, p, *result.pooled, options);
       } catch (const error& failure) {
         return fail_output(item.group, failure);
       }

@@ -8,13 +8,13 @@
 // to each cell whose window holds it, one at a time: exp costs more than
 // finding the cells.
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <type_traits>
 #include <vector>
 
+#include "cell_walk.hpp"
 #include "pool_geometry.hpp"
 #include "pool_kernel.hpp"
 
@@ -42,67 +42,6 @@ void fold(lse_cell& cell, double y) {
     cell.sum += std::exp(y - cell.shift);
   }
 }
-
-// Walks the input in storage order, from an element to the cells whose
-// windows hold it.
-class cell_walk {
- public:
-  cell_walk(const geometry& g, std::uint64_t position) : g_(g), index_(g.axes.size()) {
-    for (std::size_t m = g.axes.size(); m-- > 0;) {
-      // An axis of length 0 (a batch of 0) leaves no element to walk.
-      std::uint64_t extent = std::max<std::uint64_t>(g.axes[m].extent, 1);
-      index_[m] = position % extent;
-      position /= extent;
-    }
-    for (const auto& axis : g.axes) {
-      if (axis.windows) spatial_.push_back(&axis);
-    }
-    first_.resize(spatial_.size());
-    last_.resize(spatial_.size());
-    current_.resize(spatial_.size());
-  }
-
-  // Calls visit(cell) for every cell of the current element.
-  template <class Visit>
-  void visit_cells(Visit&& visit) {
-    std::uint64_t base = 0;
-    for (std::size_t m = 0, s = 0; m < g_.axes.size(); ++m) {
-      const auto& axis = g_.axes[m];
-      if (!axis.windows) {
-        base += index_[m] * axis.output_stride;
-        continue;
-      }
-      first_[s] = axis.windows->first_window(index_[m]);
-      last_[s] = axis.windows->last_window(index_[m]);
-      current_[s] = first_[s];
-      ++s;
-    }
-    for (;;) {
-      std::uint64_t cell = base;
-      for (std::size_t s = 0; s < spatial_.size(); ++s) {
-        cell += current_[s] * spatial_[s]->output_stride;
-      }
-      visit(cell);
-      std::size_t s = spatial_.size();
-      while (s-- > 0 && current_[s] == last_[s]) current_[s] = first_[s];
-      if (s == static_cast<std::size_t>(-1)) return;
-      ++current_[s];
-    }
-  }
-
-  void advance() {
-    for (std::size_t m = index_.size(); m-- > 0;) {
-      if (++index_[m] < g_.axes[m].extent) return;
-      index_[m] = 0;
-    }
-  }
-
- private:
-  const geometry& g_;
-  std::vector<std::uint64_t> index_;  // per storage axis
-  std::vector<const memory_axis*> spatial_;
-  std::vector<std::uint64_t> first_, last_, current_;  // per spatial axis
-};
 
 // Feeds elements from `position` on into the cells. Streams that start at
 // unit boundaries feed disjoint cells, so they share the cells safely.

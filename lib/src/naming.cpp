@@ -50,6 +50,8 @@ std::string collected_name(const std::string& relative_stem, bool holds_many,
   return "/" + relative_stem + "/" + without_leading_slash(tensor_name);
 }
 
+std::string indices_name(const std::string& name) { return name + "_indices"; }
+
 std::string name_in(output_format format, const std::string& name) {
   if (format == output_format::npz) return without_leading_slash(name) + ".npy";
   if (format != output_format::hdf5) return name;

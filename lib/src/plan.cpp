@@ -206,6 +206,7 @@ class planner {
         options_.jobs,
         options_.gem.value_or(gem_params{})};
     p.request.lse_r = options_.lse_r.value_or(kDefaultLseR);
+    p.request.indices = options_.indices;
     if (levels.size() > 1) {
       for (const auto& level : levels) r.pyramid.emplace_back(level.begin(), level.end());
       p.request.pyramid = std::move(levels);
@@ -225,7 +226,9 @@ class planner {
     }
     auto shape = pooled_shape(info.shape, p.request);
     // Multiply with overflow checks: a huge --size must be refused, not wrap.
+    // Indices are int64, whatever the values' dtype, and held as long.
     std::uint64_t bytes = dtype_size(p.request.output_type);
+    if (options_.indices) bytes = std::max(bytes, dtype_size(dtype::int64));
     for (auto extent : shape) {
       if (__builtin_mul_overflow(bytes, extent, &bytes)) bytes = UINT64_MAX;
     }
@@ -271,14 +274,17 @@ class planner {
     for (auto& p : plan_.tensors) {
       if (!p.input || p.record.status != tensor_status::ok) continue;
       const auto& in = plan_.inputs[*p.input];
+      std::optional<std::string> name;  // of a tensor that is written under one
       if (target.kind == output_kind::directory) {
-        output_format format = target.format_forced              ? target.format
-                               : pooled_per_input[*p.input] == 1 ? output_format::npy
-                                                                 : output_format::hdf5;
+        // With its indices, a file's one pooled tensor is two.
+        bool one_tensor = pooled_per_input[*p.input] == 1 && !options_.indices;
+        output_format format = target.format_forced ? target.format
+                               : one_tensor         ? output_format::npy
+                                                    : output_format::hdf5;
         p.output_as = format;
         p.output_path =
             (fs::path(target.path) / (in.relative_stem + extension_of(format))).string();
-        p.output_name = name_in(format, p.info.name);
+        name = p.info.name;
       } else if (holds_rows(target.format)) {
         // Rows are labelled with their tensor as the report names it.
         p.output_as = target.format;
@@ -287,8 +293,11 @@ class planner {
       } else {
         p.output_as = target.format;
         p.output_path = target.path;
-        p.output_name = name_in(target.format, collected_name(in.relative_stem, in.holds_many,
-                                                              p.info.name, plan_.discovered_files));
+        name = collected_name(in.relative_stem, in.holds_many, p.info.name, plan_.discovered_files);
+      }
+      if (name) {
+        p.output_name = name_in(p.output_as, *name);
+        if (options_.indices) p.indices_name = name_in(p.output_as, indices_name(*name));
       }
       bool named_inside = p.output_as == output_format::npz || p.output_as == output_format::hdf5;
       p.record.destination = named_inside ? p.output_path + ":" + p.output_name : p.output_path;
@@ -319,24 +328,42 @@ class planner {
         }
         continue;
       }
+      // Every name a tensor takes in the file: its own, and its indices'.
       std::vector<std::string> names;
-      for (auto i : members) names.push_back(plan_.tensors[i].output_name);
+      std::vector<named_output> owners;
+      for (auto i : members) {
+        const auto& p = plan_.tensors[i];
+        names.push_back(p.output_name);
+        owners.push_back({i, false});
+        if (p.indices_name.empty()) continue;
+        names.push_back(p.indices_name);
+        owners.push_back({i, true});
+      }
       for (const auto& clash : find_name_clashes(names, first.output_as == output_format::hdf5)) {
-        auto a = members[clash.first];
-        auto b = members[clash.second];
-        const auto& first_name = plan_.tensors[a].record.destination.value();
+        const auto& a = owners[clash.first];
+        const auto& b = owners[clash.second];
         if (clash.group) {
-          collide(a, fmt::format("output name {} would have to be a dataset and a group, as {} "
-                                 "is inside it",
-                                 names[clash.first], names[clash.second]));
+          collide(a.tensor, fmt::format("output name {} would have to be a dataset and a group, "
+                                        "as {} is inside it",
+                                        names[clash.first], names[clash.second]));
           continue;
         }
-        collide(b, fmt::format("output name {} is also the name of {}", first_name,
-                               tensor_reference(plan_.tensors[a].info)));
-        collide(a, fmt::format("output name {} is also the name of {}", first_name,
-                               tensor_reference(plan_.tensors[b].info)));
+        const auto where = fmt::format("{}:{}", path, names[clash.first]);
+        collide(b.tensor, fmt::format("output name {} is also the name of {}", where, owner(a)));
+        collide(a.tensor, fmt::format("output name {} is also the name of {}", where, owner(b)));
       }
     }
+  }
+
+  // A name in an output file, and whose it is.
+  struct named_output {
+    std::size_t tensor;  // index into plan::tensors
+    bool indices;        // the name of its --indices
+  };
+
+  std::string owner(const named_output& name) const {
+    auto reference = tensor_reference(plan_.tensors[name.tensor].info);
+    return name.indices ? "the indices of " + reference : reference;
   }
 
   // One CSV header fits every row only if all tensors have as many values

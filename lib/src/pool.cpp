@@ -8,8 +8,10 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "argmax_kernel.hpp"
 #include "kernels/column_kernels.hpp"
 #include "lazy_cells.hpp"
+#include "paired_stream.hpp"
 #include "pool_geometry.hpp"
 #include "pool_kernel.hpp"
 #include <fmt/format.h>
@@ -824,11 +826,20 @@ pooler::pooler(const tensor_info& input, const pool_request& request)
   if (normalize_ == normalization::channels && !normalize_axis_) {
     throw std::logic_error("normalizing channels: the layout has no channel axis");
   }
+  if (request.indices) {
+    if (request.op != pool_op::max || !request.pyramid.empty()) {
+      throw std::logic_error("indices: only of a maximum, without a pyramid");
+    }
+    argmax_ = make_argmax_kernel(input, request);
+  }
 }
 
 pooler::~pooler() = default;
 
-void pooler::consume(std::span<const std::byte> block) { kernel_->consume(block); }
+void pooler::consume(std::span<const std::byte> block) {
+  kernel_->consume(block);
+  if (argmax_) argmax_->consume(block);
+}
 
 std::vector<std::uint64_t> pooler::independent_ranges(std::uint64_t element_count,
                                                       int parts) const {
@@ -840,7 +851,9 @@ std::vector<std::uint64_t> pooler::independent_ranges(std::uint64_t element_coun
 }
 
 std::unique_ptr<pooler::stream> pooler::open_stream(std::uint64_t first) {
-  return kernel_->open_stream(first);
+  if (!argmax_) return kernel_->open_stream(first);
+  // Both kernels have the geometry's units, so the ranges suit both.
+  return std::make_unique<paired_stream>(kernel_->open_stream(first), argmax_->open_stream(first));
 }
 
 pooled_tensor pooler::finish() {
@@ -850,6 +863,13 @@ pooled_tensor pooler::finish() {
   kernel_->finish_into(values.get());
   normalize_l2(values.get(), shape_, normalize_axis_, normalize_);
   return narrowed(shape_, values.get(), output_type_);
+}
+
+pooled_tensor pooler::indices() {
+  if (!argmax_) throw std::logic_error("indices: the request did not ask for them");
+  auto indices = argmax_->finish();
+  argmax_.reset();
+  return indices;
 }
 
 }  // namespace featpool

@@ -19,13 +19,18 @@ geometry make_geometry(const tensor_info& input, const pool_request& request) {
     std::size_t l = axes.spatial_axes[s];
     g.windows.push_back(plan_axis(input.shape[l], request.output_spatial[s]));
   }
-  for (std::size_t s = 0; s < axes.spatial_axes.size(); ++s) {
-    windows_of[axes.spatial_axes[s]] = &g.windows[s];
+  std::vector<std::uint64_t> plane_strides(rank, 0);
+  std::uint64_t stride = 1;
+  for (std::size_t s = axes.spatial_axes.size(); s-- > 0;) {
+    std::size_t l = axes.spatial_axes[s];
+    windows_of[l] = &g.windows[s];
+    plane_strides[l] = stride;
+    stride *= input.shape[l];
   }
   // Fortran order is C order with the axes reversed.
   for (std::size_t m = 0; m < rank; ++m) {
     std::size_t l = input.order == memory_order::c ? m : rank - 1 - m;
-    g.axes.push_back({input.shape[l], g.output_strides[l], windows_of[l]});
+    g.axes.push_back({input.shape[l], g.output_strides[l], windows_of[l], plane_strides[l]});
   }
   g.output_order = input.order == memory_order::c || rank <= 1;
   g.planar = g.axes.back().windows != nullptr;

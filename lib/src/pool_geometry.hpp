@@ -18,6 +18,9 @@ struct memory_axis {
   std::uint64_t extent = 0;
   std::uint64_t output_stride = 0;        // this axis's stride in the C-order output
   const axis_windows* windows = nullptr;  // spatial axes only
+  // Spatial axes only: this axis's stride in the input's spatial plane,
+  // whose axes are in layout order (h·W + w for NCHW and NHWC alike).
+  std::uint64_t plane_stride = 0;
 };
 
 // Everything about a pooling job that does not depend on the dtype.

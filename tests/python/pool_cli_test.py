@@ -97,6 +97,30 @@ class Usage(PoolTest):
                           f"-o: '{self.path('o.txt')}': unknown output extension; use .npy, "
                           ".npz, .h5, .hdf5, .csv, .tsv, a directory or -")
 
+    def test_indices_need_max_one_size_and_an_output_of_named_tensors(self):
+        x = sample("tokens_ncl.npy")
+        h5 = self.path("o.h5")
+        self.assert_usage([x, "-o", h5, "--indices"], "--indices are the argmax of max's windows: "
+                          "they go with --op max, not --op avg")
+        self.assert_usage([x, "-o", h5, "--indices", "--op", "avgmax"], "--indices are the argmax "
+                          "of max's windows: they go with --op max, not --op avgmax")
+        self.assert_usage([x, "-o", h5, "--indices", "--op", "max", "--size", "1,2"],
+                          "--indices go with one --size, not a spatial pyramid (1,2)")
+        instead = "write to an .h5 or .npz file or to a directory"
+        npy = self.path("o.npy")
+        self.assert_usage([x, "-o", npy, "--indices", "--op", "max"], "--indices write a second "
+                          f"tensor, and {npy} is an NPY file, which takes one; {instead}")
+        self.assert_usage([x, "-o", "-", "--indices", "--op", "max"], "--indices write a second "
+                          f"tensor, and -o - carries one NPY stream; {instead}")
+        for table in ("o.csv", "o.tsv"):
+            self.assert_usage([x, "-o", self.path(table), "--indices", "--op", "max", "--flatten"],
+                              f"--indices write a second tensor, and {self.path(table)} holds "
+                              f"rows of values; {instead}")
+        self.assert_usage([x, "-o", self.path("out/"), "--indices", "--op", "max", "--format",
+                           "npy"], "--indices write a second tensor beside each, and --format npy "
+                          "takes one per file; use --format npz or h5, or leave it out")
+        self.assertEqual(os.listdir(self.dir), [])
+
     def test_missing_output_flag(self):
         code, _, err = run("pool", sample("tokens_ncl.npy"))
         self.assertEqual(code, 2)
@@ -280,6 +304,55 @@ class Flags(PoolTest):
         a = np.load(x).astype(np.float64)
         want = np.concatenate([a.mean(axis=2), a.max(axis=2)], axis=1).astype(np.float32)
         np.testing.assert_allclose(np.load(self.path("o.npy")), want, rtol=2**-23)
+
+
+class Indices(PoolTest):
+    """--indices: torch's return_indices beside the values, as <name>_indices."""
+
+    def torch_max(self, x, size):
+        return F.adaptive_max_pool2d(torch.from_numpy(np.load(x).astype(np.float64)), size,
+                                     return_indices=True)
+
+    def test_a_mirrored_npy_becomes_h5_with_both_tensors(self):
+        os.makedirs(self.path("in"))
+        x = self.make_npy("in/x.npy", shape=(2, 3, 5, 5))
+        code, stdout, _ = run("pool", self.path("in"), "-o", self.path("out/"), "--op", "max",
+                              "--size", "2", "--indices", "--report", "-", "--report-format",
+                              "json")
+        self.assertEqual(code, 0)
+        self.assertEqual(os.listdir(self.path("out")), ["x.h5"])
+        [record] = json.loads(stdout)["tensors"]
+        self.assertEqual(record["destination"], self.path("out/x.h5") + ":/x")
+        values, indices = self.torch_max(x, 2)
+        with h5py.File(self.path("out/x.h5")) as f:
+            self.assertEqual(sorted(f), ["x", "x_indices"])
+            np.testing.assert_array_equal(f["x"][()], values.numpy().astype(np.float32))
+            self.assertEqual(f["x_indices"].dtype, np.int64)
+            np.testing.assert_array_equal(f["x_indices"][()], indices.numpy())
+            attributes = [{k: np.asarray(v).tolist() for k, v in f[name].attrs.items()}
+                          for name in ("x", "x_indices")]
+            self.assertEqual(attributes[0]["featpool_op"], "max")
+            self.assertEqual(attributes[1], attributes[0])
+        # --format keeps the format it names; --flatten flattens the indices too.
+        code, _, _ = run("pool", self.path("in"), "-o", self.path("flat/"), "--op", "max",
+                         "--size", "2", "--indices", "--format", "npz", "--flatten", "-q")
+        self.assertEqual(code, 0)
+        with np.load(self.path("flat/x.npz")) as z:
+            self.assertEqual(sorted(z.files), ["x", "x_indices"])
+            np.testing.assert_array_equal(z["x_indices"], indices.numpy().reshape(2, 12))
+
+    def test_indices_names_are_checked_for_collisions_before_any_work(self):
+        a = np.zeros((1, 2, 3, 3), np.float32)
+        z = self.path("z.npz")
+        np.savez(z, a=a, a_indices=a)
+        out = self.path("o.h5")
+        code, _, err = run("pool", z, "-o", out, "--op", "max", "--indices", "-q")
+        self.assertEqual(code, 1)
+        self.assertEqual(err, f"featpool: error: {z}:a: output name {out}:/a_indices is also the "
+                              f"name of {z}:a_indices\n"
+                              f"featpool: error: {z}:a_indices: output name {out}:/a_indices is "
+                              f"also the name of the indices of {z}:a\n")
+        self.assertFalse(os.path.exists(out))
 
 
 class Pyramids(PoolTest):

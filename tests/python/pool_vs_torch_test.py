@@ -10,7 +10,9 @@ or HDF5 file, pooled by featpool with random flags (--op, --size, --layout, --fl
 0.5 * (avg + max) and torch.cat([avg, max], 1) of those; gem: x.clamp(min=eps).pow(p),
 adaptive average, .pow(1/p); lse: torch.logsumexp(r * x) over the same windows, minus the log of
 their size, over r); spatial pyramids (--size 1,2,4) against
-torch.cat([pool(x, s).flatten(1) for s in sizes], 1) and --normalize l2 against F.normalize.
+torch.cat([pool(x, s).flatten(1) for s in sizes], 1) and --normalize l2 against F.normalize;
+--indices (op max at one size, into outputs that hold several tensors) exactly against
+adaptive_max_pool{1,2,3}d(..., return_indices=True).
 Cases that share flags are written into one folder and pooled with a single featpool command
 (to a directory, an .npz or an .h5), so hundreds of cases cost a few dozen process starts;
 some cases get their own command to cover `-o x.npy`, `-o -` and `FILE:NAME` references, and
@@ -145,6 +147,34 @@ def torch_pool(t, sizes, op):
     else:
         out = fn(x, tuple(sizes))
     return out.numpy()
+
+
+def torch_max_indices(t, sizes):
+    """adaptive_max_pool{1,2,3}d(..., return_indices=True)'s indices of an (N, C, spatial...)
+    float64 array: int64 offsets into its spatial plane."""
+    x = torch.from_numpy(np.ascontiguousarray(t))
+    fn = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[len(sizes)]
+    if len(sizes) == 1:
+        size = sizes[0] if sizes[0] is not None else t.shape[2]
+    else:
+        size = tuple(sizes)
+    return fn(x, size, return_indices=True)[1].numpy()
+
+
+def indices_reference(a, layout, sizes, flatten):
+    """--indices in featpool's output layout: torch's, computed in (N, C, spatial...) order
+    (their offsets count the spatial axes in layout order either way), moved back."""
+    t = to_torch_order(a.astype(np.float64), layout)
+    ref = from_torch_order(torch_max_indices(t, sizes), layout)
+    return flatten_like_featpool(ref, layout) if flatten else ref
+
+
+def indices_name(out_name):
+    """Where featpool writes a tensor's --indices: `<name>_indices`, before an NPZ member's
+    .npy."""
+    if out_name.endswith(".npy"):
+        return out_name[:-len(".npy")] + "_indices.npy"
+    return out_name + "_indices"
 
 
 def torch_window_pool(t, sizes, op):
@@ -387,6 +417,20 @@ def compare(got, ref, scale, out_dtype, exact, float64_floor=False):
     return problems
 
 
+def compare_indices(got, ref):
+    """--indices must equal torch's exactly: int64, the values' shape, every offset."""
+    if got.dtype != np.int64:
+        return [f"indices dtype: expected int64, got {got.dtype.name}"]
+    if got.shape != ref.shape:
+        return [f"indices shape: expected {ref.shape}, got {got.shape}"]
+    bad = got != ref
+    problems = [f"indices at {tuple(int(i) for i in idx)}: expected {ref[idx]}, got {got[idx]}"
+                for idx in list(zip(*np.nonzero(bad)))[:5]]
+    if bad.any():
+        problems.append(f"{int(bad.sum())} of {bad.size} indices differ")
+    return problems
+
+
 # --------------------------------------------------------------------------------------------
 # Case generation
 # --------------------------------------------------------------------------------------------
@@ -549,7 +593,13 @@ def random_flags(rng, layout):
         "normalize": normalize,
         "dtype": dtype,
         "explicit_auto": dtype == "auto" and r >= 0.7,
+        "indices": False,  # chosen with the output, which must hold several tensors
     }
+
+
+def draw_indices(rng, flags):
+    """--indices, for an output that holds several tensors: with op max at one size only."""
+    flags["indices"] = flags["op"] == "max" and not flags["levels"] and bool(rng.random() < 0.6)
 
 
 def random_op(rng, layout):
@@ -583,6 +633,8 @@ def flag_args(flags):
         args += ["--normalize", "l2"]
     if flags["dtype"] != "auto" or flags["explicit_auto"]:
         args += ["--dtype", flags["dtype"]]
+    if flags["indices"]:
+        args.append("--indices")
     return args
 
 
@@ -746,7 +798,7 @@ class Runner:
         for r in reasons:
             print(f"  {r}")
 
-    def check_case(self, case, got, record):
+    def check_case(self, case, got, record, got_indices=None):
         flags = case.flags
         ref, scale = reference(case.array, case.layout, flags["sizes"], reference_op(flags),
                                flags["flatten"], flags["levels"], flags["normalize"])
@@ -755,6 +807,9 @@ class Runner:
         exact = out_dtype.kind in "iub"
         problems = compare(got, ref, scale, out_dtype, exact,
                            flags["normalize"] or flags["op"] == "lse")
+        if flags["indices"]:
+            problems += compare_indices(got_indices, indices_reference(
+                case.array, case.layout, flags["sizes"], flags["flatten"]))
         if record is None:
             problems.append("no record for this tensor in the JSON report")
         else:
@@ -790,15 +845,18 @@ class Runner:
             print(f"note: could not read the JSON report {report_path}: {e}")
         for c in cases:
             record = records.get((os.path.realpath(c.path), c.tensor_name))
+            got_indices = None
             try:
                 if stdout_npy:
                     got = np.load(io.BytesIO(stdout))
                 else:
                     got = self.reader.read(c.out_file, c.out_name)
+                    if c.flags["indices"]:
+                        got_indices = self.reader.read(c.out_file, indices_name(c.out_name))
             except Exception as e:  # any unreadable output is this case's failure
                 self.fail(c, [f"cannot read output {c.out_file} {c.out_name or ''}: {e}"])
                 continue
-            self.check_case(c, got, record)
+            self.check_case(c, got, record, got_indices)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -859,6 +917,10 @@ class Runner:
                 add("pyramid")
             if flags["normalize"]:
                 add("normalize")
+            if flags["indices"]:
+                add("indices")
+                if a.dtype.kind == "f" and np.isnan(a).any():
+                    add("indices nan")
             if flags["size_spec"] is None:
                 add("size default")
             elif "x" not in flags["size_spec"] and len(spatial) > 1:
@@ -879,8 +941,9 @@ class Runner:
                     else "size larger" if size > length
                     else "size divisible" if length % size == 0 else "size non-divisible")
         required = (["large", "1d", "2d", "3d", "in npy", "in npz", "in h5", "flatten", "pyramid",
-                     "normalize", "fortran", "big-endian", "batch 0", "nan", "inf", "size _", "size equal",
-                     "size larger", "size divisible", "size non-divisible", "size one number",
+                     "normalize", "indices", "fortran", "big-endian", "batch 0", "nan", "inf",
+                     "size _", "size equal", "size larger", "size divisible", "size non-divisible",
+                     "size one number",
                      "--dtype float64", "--dtype float32", "--dtype float16"]
                     + [f"op {op}" for op in ("avg", "max", "sum", "min", "avgmax", "catavgmax",
                                              "gem", "lse")]
@@ -896,6 +959,7 @@ class Runner:
     def run_group(self, folder, in_dir, flags, cases):
         rng = self.rng
         mode = str(rng.choice(["dir", "npz", "h5"], p=[0.45, 0.25, 0.3]))
+        draw_indices(rng, flags)  # every mode holds several tensors per file
         report = os.path.join(folder, "report.json")
         # Inputs: the folder itself, or the files as arguments (names are then relative to
         # their common parent folder).
@@ -918,7 +982,9 @@ class Runner:
                 extra += ["--format", forced]
             for c in cases:
                 rel = os.path.splitext(os.path.relpath(c.path, in_dir))[0]
-                fmt = forced or ("npy" if per_file[c.path] == 1 else "h5")
+                # A file's one tensor with its indices is two: written as .h5.
+                one = per_file[c.path] == 1 and not flags["indices"]
+                fmt = forced or ("npy" if one else "h5")
                 c.out_file = os.path.join(out, rel + "." + fmt)
                 c.out_kind = f"dir/{fmt}"
                 c.out_name = {"npy": None, "npz": npz_member(c.tensor_name or ""),
@@ -941,6 +1007,8 @@ class Runner:
     def run_single(self, folder, flags, case, ref):
         rng = self.rng
         target = str(rng.choice(["npy", "-", "npz", "h5"], p=[0.35, 0.25, 0.2, 0.2]))
+        if target in ("npz", "h5"):
+            draw_indices(rng, flags)  # .npy and - take one tensor: a usage error
         report = os.path.join(folder, "report.json")
         case.out_kind = f"one->{target}"
         if target == "-":

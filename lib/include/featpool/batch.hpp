@@ -28,6 +28,7 @@ struct pool_options {
   std::optional<layout> axes;                     // --layout; by rank when absent
   bool flatten = false;
   bool normalize = false;               // --normalize l2
+  bool indices = false;                 // --indices: each max window's argmax too
   std::optional<dtype> output_type;     // --dtype; auto when absent
   std::optional<output_format> format;  // --format, for directory outputs
   std::vector<std::string> name_globs;  // --name

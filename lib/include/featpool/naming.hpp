@@ -23,6 +23,10 @@ std::vector<std::string> relative_stems(const std::vector<input_file>& files);
 std::string collected_name(const std::string& relative_stem, bool holds_many,
                            const std::string& tensor_name, std::size_t discovered_files);
 
+// The name of a tensor's --indices, beside it: `<name>_indices` (before
+// name_in adds an NPZ member's ".npy").
+std::string indices_name(const std::string& name);
+
 // The name as stored in a file of `format`: HDF5 paths start with '/', NPZ
 // members do not and end in ".npy", as numpy names them.
 std::string name_in(output_format format, const std::string& name);

@@ -46,8 +46,9 @@ struct planned_tensor {
   bool flatten = false;
   std::string output_path;  // the file it is written to ("-" for stdout)
   output_format output_as = output_format::npy;
-  std::string output_name;  // the dataset or member name inside it
-  report_record record;     // status ok unless planning found a problem
+  std::string output_name;   // the dataset or member name inside it
+  std::string indices_name;  // with --indices, the name of its argmax tensor beside it
+  report_record record;      // status ok unless planning found a problem
 };
 
 struct plan {

@@ -21,6 +21,8 @@
 
 namespace featpool {
 
+class argmax_kernel;
+
 // avgmax is timm's 0.5 · (avg + max); catavgmax concatenates avg and max
 // on the channel axis, avg first, so C doubles; gem is the generalized mean
 // (gem_params); lse is the log-sum-exp, (1/r)·log(mean of exp(r·x)).
@@ -88,6 +90,9 @@ struct pool_request {
   // output is (N, C · total cells), or (C · total cells) without N.
   std::vector<std::vector<std::uint64_t>> pyramid{};
   normalization normalize = normalization::none;
+  // --indices: also the argmax of every window (pooler::indices). op max
+  // only, without a pyramid.
+  bool indices = false;
 };
 
 // A pooled tensor: same layout as the input, C order, native byte order.
@@ -133,11 +138,18 @@ class pooler {
   std::unique_ptr<stream> open_stream(std::uint64_t first);
   // The pooled tensor, once every element was fed.
   pooled_tensor finish();
+  // With request.indices, after finish(): where each window's maximum is,
+  // as PyTorch's return_indices=True gives it: int64 offsets into the
+  // input's spatial plane (its spatial axes in layout order, C order), in
+  // the pooled shape. Of equal maxima the smallest offset; in a window
+  // holding NaN, the largest offset of a NaN.
+  pooled_tensor indices();
 
   class kernel;
 
  private:
   std::unique_ptr<kernel> kernel_;
+  std::unique_ptr<argmax_kernel> argmax_;  // with request.indices
   std::vector<std::uint64_t> shape_;
   dtype output_type_;
   normalization normalize_;
