@@ -22,18 +22,15 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 import h5py
 import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from named_checks import CheckFailed, require, run_checks  # noqa: E402
+from named_checks import CheckFailed, require, run_in_temporary_folder  # noqa: E402
 
 FEATPOOL = ""
 TIMEOUT_S = 60
@@ -340,32 +337,25 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     FEATPOOL = os.path.abspath(args.featpool)
-    start = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="featpool_csv_output_")
-    try:
-        checks = float_checks(tmp)
-        checks += [
-            ("several HDF5 datasets append rows in order",
-             lambda: check_hdf5_tensors_append_rows(tmp)),
-            ("labels with a separator or quote are quoted (RFC 4180)", lambda: check_quoting(tmp)),
-            ("different widths fail while planning, nothing written",
-             lambda: check_widths_must_agree(tmp)),
-            ("samples of more than two axes need --flatten; rows are samples",
-             lambda: check_sample_axes(tmp)),
-            ("int16, bool and float16 outputs", lambda: check_integer_bool_half(tmp)),
-            ("nan and infinities read back", lambda: check_non_finite(tmp)),
-            ("a pyramid, N inside the layout, normalized", lambda: check_pyramid_rows(tmp)),
-            ("--dry-run writes nothing; merge refuses .csv", lambda: check_dry_run_and_merge(tmp)),
-        ]
-        passed, failed = run_checks(checks)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print(f"elapsed {time.monotonic() - start:.1f} s")
-    print(f"csv_output_test: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_in_temporary_folder("csv_output_test", args.keep, all_checks)
+
+
+def all_checks(tmp):
+    checks = float_checks(tmp)
+    checks += [
+        ("several HDF5 datasets append rows in order",
+         lambda: check_hdf5_tensors_append_rows(tmp)),
+        ("labels with a separator or quote are quoted (RFC 4180)", lambda: check_quoting(tmp)),
+        ("different widths fail while planning, nothing written",
+         lambda: check_widths_must_agree(tmp)),
+        ("samples of more than two axes need --flatten; rows are samples",
+         lambda: check_sample_axes(tmp)),
+        ("int16, bool and float16 outputs", lambda: check_integer_bool_half(tmp)),
+        ("nan and infinities read back", lambda: check_non_finite(tmp)),
+        ("a pyramid, N inside the layout, normalized", lambda: check_pyramid_rows(tmp)),
+        ("--dry-run writes nothing; merge refuses .csv", lambda: check_dry_run_and_merge(tmp)),
+    ]
+    return checks
 
 
 if __name__ == "__main__":

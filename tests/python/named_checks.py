@@ -1,6 +1,9 @@
 """Named checks, run one after another: a failed or crashing check is reported and the
 run goes on, so one run shows every failure. Shared by the output tests."""
 
+import shutil
+import tempfile
+import time
 import traceback
 
 
@@ -30,3 +33,21 @@ def run_checks(checks):
             passed += 1
             print(f"ok   {name}")
     return passed, failed
+
+
+def run_in_temporary_folder(label, keep, make_checks):
+    """Runs the checks make_checks(folder) lists in a new temporary folder, removed at the
+    end unless `keep`; prints the time taken and `LABEL: N passed, M failed`, and returns
+    the exit code: 1 if any check failed."""
+    start = time.monotonic()
+    folder = tempfile.mkdtemp(prefix=f"featpool_{label}_")
+    try:
+        passed, failed = run_checks(make_checks(folder))
+    finally:
+        if keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"elapsed {time.monotonic() - start:.1f} s")
+    print(f"{label}: {passed} passed, {failed} failed")
+    return 1 if failed else 0

@@ -21,11 +21,8 @@ import io
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import zipfile
 
 import h5py
@@ -36,7 +33,7 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pool_vs_torch_test as ref_lib  # noqa: E402  the float64 torch reference and tolerances
-from named_checks import CheckFailed, require, run_checks  # noqa: E402
+from named_checks import CheckFailed, require, run_in_temporary_folder  # noqa: E402
 
 FEATPOOL = ""
 TIMEOUT_S = 120
@@ -443,23 +440,16 @@ def main():
     args = parser.parse_args()
     FEATPOOL = os.path.abspath(args.featpool)
     torch.set_num_threads(1)
-    start = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="featpool_pool_outputs_")
-    try:
-        checks = golden_checks(os.path.abspath(args.golden), tmp)
-        checks.append(("resnet50 (4, 2048, 7, 7) -> (4, 2048) float32",
-                       lambda: check_resnet50(tmp)))
-        checks += output_format_checks(tmp)
-        checks += determinism_checks(tmp)
-        passed, failed = run_checks(checks)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print(f"elapsed {time.monotonic() - start:.1f} s")
-    print(f"pool_outputs_test: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_in_temporary_folder("pool_outputs_test", args.keep,
+                                   lambda tmp: all_checks(os.path.abspath(args.golden), tmp))
+
+
+def all_checks(golden, tmp):
+    checks = golden_checks(golden, tmp)
+    checks.append(("resnet50 (4, 2048, 7, 7) -> (4, 2048) float32", lambda: check_resnet50(tmp)))
+    checks += output_format_checks(tmp)
+    checks += determinism_checks(tmp)
+    return checks
 
 
 if __name__ == "__main__":
