@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "paired_stream.hpp"
@@ -45,15 +46,30 @@ class avg_max_kernel final : public pooler::kernel {
 
   std::uint64_t unit_length() const override { return avg_->unit_length(); }
 
+  // Straight into the output dtype: a float64 copy of the whole output
+  // would cost its page faults for nothing.
   pooled_tensor finish() override {
-    auto shape = shape_;
-    if (op_ == pool_op::catavgmax) shape[*channel_axis_] *= 2;
-    auto values = std::make_unique_for_overwrite<double[]>(cell_count(shape));
-    finish_into(values.get());
-    return narrowed(std::move(shape), values.get(), output_type_);
+    pooled_tensor out;
+    out.type = output_type_;
+    out.shape = shape_;
+    if (op_ == pool_op::catavgmax) out.shape[*channel_axis_] *= 2;
+    out.data.resize(cell_count(out.shape) * dtype_size(out.type));
+    visit_dtype(out.type, [&]<class Out>(std::type_identity<Out>) {
+      auto* target = reinterpret_cast<Out*>(out.data.data());
+      combine([&](std::uint64_t i, double value) { target[i] = narrow<Out>(value); });
+    });
+    return out;
   }
 
   void finish_into(double* values) override {
+    combine([&](std::uint64_t i, double value) { values[i] = value; });
+  }
+
+ private:
+  // Finishes the average and the maximum and hands store(i, value) every
+  // cell of the output, in float64.
+  template <class Store>
+  void combine(Store store) {
     const std::uint64_t count = cell_count(shape_);
     auto averages = std::make_unique_for_overwrite<double[]>(count);
     avg_->finish_into(averages.get());
@@ -66,7 +82,7 @@ class avg_max_kernel final : public pooler::kernel {
       // finish_into gives the others.
       for (std::uint64_t i = 0; i < count; ++i) {
         double value = 0.5 * (averages[i] + maxima[i]);
-        values[i] = std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value;
+        store(i, std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value);
       }
       return;
     }
@@ -77,12 +93,13 @@ class avg_max_kernel final : public pooler::kernel {
     std::uint64_t run = 1;
     for (std::size_t l = c; l < shape_.size(); ++l) run *= shape_[l];
     for (std::uint64_t r = 0; r < count / std::max<std::uint64_t>(run, 1); ++r) {
-      std::copy_n(averages.get() + r * run, run, values + 2 * r * run);
-      std::copy_n(maxima.get() + r * run, run, values + (2 * r + 1) * run);
+      for (std::uint64_t k = 0; k < run; ++k) {
+        store(2 * r * run + k, averages[r * run + k]);
+        store((2 * r + 1) * run + k, maxima[r * run + k]);
+      }
     }
   }
 
- private:
   // The average or the maximum of the same windows, kept in float64.
   static pool_request part(const pool_request& request, pool_op op) {
     pool_request one = request;
