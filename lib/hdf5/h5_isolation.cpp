@@ -117,6 +117,20 @@ answer_header answer_request(helper_handler handler, const isolated_bytes& reque
   return {answer_status::failed, answer.size()};
 }
 
+// The helper was ended by SIGINT or SIGTERM, mostly a Ctrl-C that reached
+// featpool too. What featpool does with that signal decides: a handler
+// (pool, merge) has noted it, and the run unwinds through
+// featpool::interrupted; by default featpool ends as the helper did. A
+// signal sent to the helper alone fails this request.
+[[noreturn]] void stopped_by(int signal, const std::string& file, std::string_view doing) {
+  struct sigaction current {};
+  ::sigaction(signal, nullptr, &current);
+  if (current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN) throw interrupted{signal};
+  if (current.sa_handler == SIG_DFL) ::raise(signal);
+  throw error(file,
+              fmt::format("the process {} was stopped by SIG{}", doing, sigabbrev_np(signal)));
+}
+
 [[noreturn]] void serve(int socket, helper_handler handler, pid_t parent) {
   reset_h5_lock_in_child();
   // A parent that dies takes the helper with it.
@@ -124,9 +138,15 @@ answer_header answer_request(helper_handler handler, const isolated_bytes& reque
   if (::getppid() != parent) ::_exit(0);
   // The helper's own faults must end it, with their signal, whatever
   // handler featpool (or a sanitizer) installed: the parent tells them.
-  // Ctrl-C reaches the whole process group and ends the helper at once.
-  for (int signal : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGINT, SIGTERM, SIGXCPU}) {
+  for (int signal : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGXCPU}) {
     std::signal(signal, SIG_DFL);
+  }
+  // Ctrl-C reaches the whole process group and ends the helper at once,
+  // unless featpool ignores it (started in the background, under nohup).
+  for (int signal : {SIGINT, SIGTERM}) {
+    struct sigaction current {};
+    ::sigaction(signal, nullptr, &current);
+    if (current.sa_handler != SIG_IGN) std::signal(signal, SIG_DFL);
   }
   rlimit original{};
   ::getrlimit(RLIMIT_CPU, &original);
@@ -199,7 +219,7 @@ void helper_process::throw_helper_death(const std::string& file, std::string_vie
 
   if (WIFSIGNALED(status)) {
     int signal = WTERMSIG(status);
-    if (signal == SIGINT || signal == SIGTERM) throw interrupted{signal};
+    if (signal == SIGINT || signal == SIGTERM) stopped_by(signal, file, doing);
     if (signal == SIGXCPU) {
       throw error(file, fmt::format("the HDF5 library ran for {} s of CPU {} without finishing: "
                                     "the file is corrupt",
@@ -223,7 +243,7 @@ isolated_bytes helper_process::call(const isolated_bytes& request, const std::st
     socket_ = -1;
     if (int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
         signal == SIGINT || signal == SIGTERM) {
-      throw interrupted{signal};
+      stopped_by(signal, file, doing);
     }
   }
   if (pid_ < 0) start(file, doing);

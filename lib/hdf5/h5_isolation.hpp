@@ -43,7 +43,8 @@ class helper_process {
   // instead, the error names `file`, what was being done (`doing`:
   // "listing the datasets") and how it ended: a crash (its signal) or a CPU
   // time over `cpu_seconds`, when given (a loop that never ends); SIGINT
-  // and SIGTERM are thrown as featpool::interrupted.
+  // and SIGTERM end featpool too, or are thrown as featpool::interrupted
+  // when featpool handles them.
   isolated_bytes call(const isolated_bytes& request, const std::string& file,
                       std::string_view doing, std::optional<rlim_t> cpu_seconds);
 
