@@ -79,16 +79,6 @@ class argmax_feed {
 };
 
 template <class T>
-class argmax_stream final : public pooler::stream {
- public:
-  explicit argmax_stream(argmax_feed<T> feed) : feed_(std::move(feed)) {}
-  void consume(std::span<const std::byte> block) override { feed_.consume(block); }
-
- private:
-  argmax_feed<T> feed_;
-};
-
-template <class T>
 class typed_argmax_kernel final : public argmax_kernel {
   using max_t = kernels::max_t<T>;
 
@@ -99,7 +89,7 @@ class typed_argmax_kernel final : public argmax_kernel {
   void consume(std::span<const std::byte> block) override { feed_.consume(block); }
 
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
-    return std::make_unique<argmax_stream<T>>(argmax_feed<T>(g_, cells_.data(), first));
+    return std::make_unique<feed_stream<argmax_feed<T>>>(argmax_feed<T>(g_, cells_.data(), first));
   }
 
   pooled_tensor finish() override {

@@ -13,7 +13,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "paired_stream.hpp"
+#include "fanout_stream.hpp"
 #include "pool_kernel.hpp"
 
 #include "featpool/element.hpp"
@@ -41,7 +41,7 @@ class avg_max_kernel final : public pooler::kernel {
   }
 
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
-    return std::make_unique<paired_stream>(avg_->open_stream(first), max_->open_stream(first));
+    return std::make_unique<fanout_stream>(avg_->open_stream(first), max_->open_stream(first));
   }
 
   std::uint64_t unit_length() const override { return avg_->unit_length(); }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "pool_geometry.hpp"
@@ -81,6 +83,18 @@ class cell_walk {
   std::uint64_t spatial_offset_ = 0;
   std::vector<const memory_axis*> spatial_;
   std::vector<std::uint64_t> first_, last_, current_;  // per spatial axis
+};
+
+// A stream of such a kernel: it hands its blocks to a Feed, the kernel's
+// walk over the input from where the stream starts.
+template <class Feed>
+class feed_stream final : public pooler::stream {
+ public:
+  explicit feed_stream(Feed feed) : feed_(std::move(feed)) {}
+  void consume(std::span<const std::byte> block) override { feed_.consume(block); }
+
+ private:
+  Feed feed_;
 };
 
 }  // namespace featpool

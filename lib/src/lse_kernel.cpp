@@ -67,15 +67,6 @@ class lse_feed {
   cell_walk walk_;
 };
 
-class lse_stream final : public pooler::stream {
- public:
-  explicit lse_stream(lse_feed feed) : feed_(std::move(feed)) {}
-  void consume(std::span<const std::byte> block) override { feed_.consume(block); }
-
- private:
-  lse_feed feed_;
-};
-
 class lse_kernel final : public pooler::kernel {
  public:
   lse_kernel(const tensor_info& input, const pool_request& request)
@@ -89,7 +80,7 @@ class lse_kernel final : public pooler::kernel {
   void consume(std::span<const std::byte> block) override { feed_.consume(block); }
 
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
-    return std::make_unique<lse_stream>(lse_feed(g_, type_, r_, cells_.data(), first));
+    return std::make_unique<feed_stream<lse_feed>>(lse_feed(g_, type_, r_, cells_.data(), first));
   }
 
   std::uint64_t unit_length() const override { return g_.unit_length; }

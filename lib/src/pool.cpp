@@ -9,9 +9,9 @@
 #include <unordered_map>
 
 #include "argmax_kernel.hpp"
+#include "fanout_stream.hpp"
 #include "kernels/column_kernels.hpp"
 #include "lazy_cells.hpp"
-#include "paired_stream.hpp"
 #include "pool_geometry.hpp"
 #include "pool_kernel.hpp"
 #include <fmt/format.h>
@@ -853,7 +853,7 @@ std::vector<std::uint64_t> pooler::independent_ranges(std::uint64_t element_coun
 std::unique_ptr<pooler::stream> pooler::open_stream(std::uint64_t first) {
   if (!argmax_) return kernel_->open_stream(first);
   // Both kernels have the geometry's units, so the ranges suit both.
-  return std::make_unique<paired_stream>(kernel_->open_stream(first), argmax_->open_stream(first));
+  return std::make_unique<fanout_stream>(kernel_->open_stream(first), argmax_->open_stream(first));
 }
 
 pooled_tensor pooler::finish() {

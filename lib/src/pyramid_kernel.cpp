@@ -8,22 +8,11 @@
 #include <memory>
 #include <vector>
 
+#include "fanout_stream.hpp"
 #include "pool_kernel.hpp"
 
 namespace featpool {
 namespace {
-
-class pyramid_stream final : public pooler::stream {
- public:
-  explicit pyramid_stream(std::vector<std::unique_ptr<pooler::stream>> levels)
-      : levels_(std::move(levels)) {}
-  void consume(std::span<const std::byte> block) override {
-    for (auto& level : levels_) level->consume(block);
-  }
-
- private:
-  std::vector<std::unique_ptr<pooler::stream>> levels_;
-};
 
 class pyramid_kernel final : public pooler::kernel {
  public:
@@ -45,7 +34,7 @@ class pyramid_kernel final : public pooler::kernel {
   std::unique_ptr<pooler::stream> open_stream(std::uint64_t first) override {
     std::vector<std::unique_ptr<pooler::stream>> streams;
     for (auto& level : levels_) streams.push_back(level->open_stream(first));
-    return std::make_unique<pyramid_stream>(std::move(streams));
+    return std::make_unique<fanout_stream>(std::move(streams));
   }
 
   // The units of the input's layout, whatever the output lengths: the same
