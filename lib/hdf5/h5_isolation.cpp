@@ -85,7 +85,10 @@ isolated_bytes encode_error(const std::string& file, const std::string& tensor,
 [[noreturn]] void throw_error_answer(const isolated_bytes& answer, const std::string& file) {
   auto message = nlohmann::json::from_msgpack(answer, true, false);
   if (!message.is_object()) throw error(file, "the helper process sent a malformed error");
-  throw error(message.value("file", file), message.value("tensor", ""),
+  // Only a featpool::error names its file: any other failure is the
+  // request's, and is told as about the file asked for.
+  std::string named = message.value("file", "");
+  throw error(named.empty() ? file : named, message.value("tensor", ""),
               message.value("reason", ""));
 }
 
