@@ -284,7 +284,7 @@ std::vector<T> arange(std::size_t count, double start = 0) {
   return values;
 }
 
-std::string hex_of(const std::vector<std::byte>& bytes) {
+std::string hex_of(std::span<const std::byte> bytes) {
   std::string hex;
   for (auto b : bytes) {
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -835,7 +835,7 @@ constexpr dtype kAllDtypes[] = {dtype::bool_,  dtype::int8,    dtype::int16,   d
                                 dtype::uint64, dtype::float16, dtype::float32, dtype::float64};
 
 template <class T>
-void put(std::vector<std::byte>& data, std::size_t index, T value) {
+void put(featpool::byte_buffer& data, std::size_t index, T value) {
   std::memcpy(data.data() + index * sizeof(T), &value, sizeof(T));
 }
 
@@ -1014,7 +1014,7 @@ TEST_CASE("hdf5 writer: every dtype and shape reads back byte for byte") {
     CHECK(info.nbytes == tensor.data.size());
     CHECK_FALSE(info.chunks.has_value());
     CHECK(info.filters.empty());
-    CHECK(read_all(*source, canonical(name)).bytes == tensor.data);
+    CHECK(std::ranges::equal(read_all(*source, canonical(name)).bytes, tensor.data));
   }
 }
 

@@ -389,7 +389,7 @@ TEST_CASE("pool: results are bit-identical for any thread count and block size")
   info.type = dtype::float32;
   for (const char* letters : {"NCHW", "NHWC"}) {
     axes = parse_layout(letters);
-    std::vector<std::byte> first;
+    featpool::byte_buffer first;
     for (int threads : {1, 2, 4}) {
       for (std::size_t block : {count, std::size_t{65536 + 13}, std::size_t{100003}}) {
         pool_request request{pool_op::avg, axes, {7, 5}, dtype::float32, threads, {}};

@@ -71,11 +71,11 @@ class avg_max_kernel final : public pooler::kernel {
   template <class Store>
   void combine(Store store) {
     const std::uint64_t count = cell_count(shape_);
-    auto averages = std::make_unique_for_overwrite<double[]>(count);
-    avg_->finish_into(averages.get());
+    paged_vector<double> averages(count);
+    avg_->finish_into(averages.data());
     avg_.reset();
-    auto maxima = std::make_unique_for_overwrite<double[]>(count);
-    max_->finish_into(maxima.get());
+    paged_vector<double> maxima(count);
+    max_->finish_into(maxima.data());
     max_.reset();
     if (op_ == pool_op::avgmax) {
       // timm's 0.5 * (x_avg + x_max); every NaN as the one quiet NaN, as

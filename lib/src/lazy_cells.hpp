@@ -3,19 +3,20 @@
 //
 // A stream's NPY header may claim a shape of terabytes that never arrives,
 // and a stream's size cannot be checked first as a file's is. So the cells
-// are mapped rather than allocated: the system commits a page when it is
-// first written, and memory follows the data that actually arrived. A start
+// are in pages of their own (map_pages) rather than on the heap: the
+// system commits a page when it is first written, and memory follows the
+// data that actually arrived. A start
 // of zero bits (a sum's) needs no writing at all; any other (a max's
 // lowest value) is written up to the cells the data has reached so far
 // (fill_to).
-
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <new>
+
+#include "featpool/page_memory.hpp"
 
 namespace featpool {
 
@@ -25,15 +26,12 @@ class lazy_cells {
   lazy_cells(std::uint64_t count, T initial) : count_(count), initial_(initial) {
     if (count == 0) return;
     if (__builtin_mul_overflow(count, sizeof(T), &bytes_)) throw std::bad_alloc();
-    void* mapped = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mapped == MAP_FAILED) throw std::bad_alloc();
-    data_ = static_cast<T*>(mapped);
+    data_ = static_cast<T*>(map_pages(bytes_));
     const std::array<unsigned char, sizeof(T)> zero_bits{};
     if (std::memcmp(&initial_, zero_bits.data(), sizeof(T)) == 0) filled_ = count_;
   }
   ~lazy_cells() {
-    if (data_ != nullptr) ::munmap(data_, bytes_);
+    if (data_ != nullptr) unmap_pages(data_, bytes_);
   }
   lazy_cells(const lazy_cells&) = delete;
   lazy_cells& operator=(const lazy_cells&) = delete;

@@ -86,9 +86,9 @@ class lse_kernel final : public pooler::kernel {
   std::uint64_t unit_length() const override { return g_.unit_length; }
 
   pooled_tensor finish() override {
-    auto values = std::make_unique_for_overwrite<double[]>(g_.output_count);
-    finish_into(values.get());
-    return narrowed(g_.output_shape, values.get(), output_type_);
+    paged_vector<double> values(g_.output_count);
+    finish_into(values.data());
+    return narrowed(g_.output_shape, values.data(), output_type_);
   }
 
   // (shift + log(sum / count)) / r; every NaN as the one quiet NaN.

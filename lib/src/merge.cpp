@@ -49,9 +49,9 @@ std::optional<provenance> provenance_from(const nlohmann::json& attributes) {
 
 // Fortran order is C order with the axes reversed: element i of the
 // Fortran storage goes where its coordinates put it in C order.
-std::vector<std::byte> to_c_order(const std::vector<std::byte>& fortran,
-                                  const std::vector<std::uint64_t>& shape, std::size_t item) {
-  std::vector<std::byte> c(fortran.size());
+byte_buffer to_c_order(const byte_buffer& fortran, const std::vector<std::uint64_t>& shape,
+                       std::size_t item) {
+  byte_buffer c(fortran.size());
   std::vector<std::uint64_t> c_strides(shape.size(), 1);
   for (std::size_t a = shape.size(); a-- > 1;) c_strides[a - 1] = c_strides[a] * shape[a];
   std::uint64_t count = item ? fortran.size() / item : 0;

@@ -771,7 +771,7 @@ void flatten(pooled_tensor& tensor, const layout& axes) {
   for (std::size_t l = n_axis + 1; l < shape.size(); ++l) inner *= shape[l];
   std::uint64_t samples = shape[n_axis];
   std::size_t item = dtype_size(tensor.type);
-  std::vector<std::byte> reordered(tensor.data.size());
+  byte_buffer reordered(tensor.data.size());
   for (std::uint64_t o = 0; o < outer; ++o) {
     for (std::uint64_t n = 0; n < samples; ++n) {
       auto from = ((o * samples + n) * inner) * item;
@@ -859,10 +859,10 @@ std::unique_ptr<pooler::stream> pooler::open_stream(std::uint64_t first) {
 pooled_tensor pooler::finish() {
   if (normalize_ == normalization::none) return kernel_->finish();
   // Normalized in float64, then rounded once.
-  auto values = std::make_unique_for_overwrite<double[]>(cell_count(shape_));
-  kernel_->finish_into(values.get());
-  normalize_l2(values.get(), shape_, normalize_axis_, normalize_);
-  return narrowed(shape_, values.get(), output_type_);
+  paged_vector<double> values(cell_count(shape_));
+  kernel_->finish_into(values.data());
+  normalize_l2(values.data(), shape_, normalize_axis_, normalize_);
+  return narrowed(shape_, values.data(), output_type_);
 }
 
 pooled_tensor pooler::indices() {

@@ -60,10 +60,10 @@ class pyramid_kernel final : public pooler::kernel {
   void finish_into(double* values) override {
     std::uint64_t offset = 0;
     for (std::size_t l = 0; l < levels_.size(); ++l) {
-      auto level = std::make_unique_for_overwrite<double[]>(cell_count(level_shapes_[l]));
-      levels_[l]->finish_into(level.get());
+      paged_vector<double> level(cell_count(level_shapes_[l]));
+      levels_[l]->finish_into(level.data());
       levels_[l].reset();
-      offset += place_level(reinterpret_cast<const std::byte*>(level.get()), level_shapes_[l],
+      offset += place_level(reinterpret_cast<const std::byte*>(level.data()), level_shapes_[l],
                             sizeof(double), reinterpret_cast<std::byte*>(values), offset);
     }
   }

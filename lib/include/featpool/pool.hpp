@@ -17,6 +17,7 @@
 
 #include "featpool/dtype.hpp"
 #include "featpool/layout.hpp"
+#include "featpool/page_memory.hpp"
 #include "featpool/source.hpp"
 
 namespace featpool {
@@ -99,7 +100,7 @@ struct pool_request {
 struct pooled_tensor {
   std::vector<std::uint64_t> shape;
   dtype type = dtype::float32;
-  std::vector<std::byte> data;
+  byte_buffer data;
 };
 
 // The shape `request` turns `input_shape` into (a pyramid's is flat).
