@@ -79,8 +79,14 @@ std::vector<std::uint64_t> unit_cuts(std::uint64_t position, std::uint64_t count
   return cuts;
 }
 
-// Ops that add their windows up; the others take an extreme.
-constexpr bool sums(pool_op op) { return op == pool_op::avg || op == pool_op::sum; }
+// Ops that add their windows up (gem adds powers of its elements); the
+// others take an extreme.
+constexpr bool sums(pool_op op) {
+  return op == pool_op::avg || op == pool_op::sum || op == pool_op::gem;
+}
+
+// Ops that divide their sums by the window's size.
+constexpr bool averages(pool_op op) { return op == pool_op::avg || op == pool_op::gem; }
 
 // PyTorch's max and min: NaN wins, so a NaN anywhere in the window is the
 // result.
@@ -184,6 +190,7 @@ class typed_kernel final : public pooler::kernel {
       : g_(std::move(g)),
         cells_(g_.output_count, initial_value<acc_t>(Op)),
         output_type_(request.output_type),
+        gem_(request.gem),
         threads_(std::max(1, request.threads)),
         columns_(kernels::active_kernels().of<T>()),
         extremes_(Op == pool_op::min ? columns_.min : columns_.max),
@@ -265,16 +272,18 @@ class typed_kernel final : public pooler::kernel {
 
  private:
   // Hands every cell's result, in order, to take(cell, value): averages
-  // divided by their window's size.
+  // divided by their window's size, generalized means their root taken.
   template <class Take>
   void for_each_result(Take&& take) {
     cells_.fill_to(g_.output_count);
     std::vector<double> counts{1.0};
-    if constexpr (Op == pool_op::avg) counts = window_count_period(g_);
+    if constexpr (averages(Op)) counts = window_count_period(g_);
+    [[maybe_unused]] const double root = 1.0 / gem_.p;
     for (std::uint64_t first = 0; first < g_.output_count; first += counts.size()) {
       for (std::size_t i = 0; i < counts.size(); ++i) {
         acc_t value = cells_[first + i];
-        if constexpr (Op == pool_op::avg) value /= counts[i];
+        if constexpr (averages(Op)) value /= counts[i];
+        if constexpr (Op == pool_op::gem) value = std::pow(value, root);
         // Which NaN an addition returns depends on the order of its
         // operands, which compilers choose freely: every NaN is written as
         // the one quiet NaN, so all instruction sets give the same bytes.
@@ -401,7 +410,7 @@ class typed_kernel final : public pooler::kernel {
       std::uint64_t n = std::min(count, flat_length_ - offset);
       if (offset == 0) s.flat_lanes.fill(initial_value<acc_t>(Op));
       if constexpr (sums(Op)) {
-        columns_.sum_lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
+        add_lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
       } else {
         extremes_.lanes(s.flat_lanes, data, n, offset % kernels::kLanes);
       }
@@ -546,7 +555,7 @@ class typed_kernel final : public pooler::kernel {
       std::size_t at = open_base_index(s, base.offset);
       open_base& open = s.open[at];
       if constexpr (sums(Op)) {
-        columns_.sum_columns(open.columns.data() + x, data, rows, width, length);
+        add_columns(open.columns.data() + x, data, rows, width, length);
       } else {
         extremes_.columns(open.columns.data() + x, data, rows, width, length);
       }
@@ -609,7 +618,7 @@ class typed_kernel final : public pooler::kernel {
           lanes = carried->second;
           s.carried.erase(carried);
         }
-        columns_.sum_lanes(lanes, data + (lo - x), hi - lo, lo - w.start[win]);
+        add_lanes(lanes, data + (lo - x), hi - lo, lo - w.start[win]);
         if (hi == w.end[win]) {
           cells_[cell] = lane_total(lanes);
         } else {
@@ -650,9 +659,28 @@ class typed_kernel final : public pooler::kernel {
   void fold_rows(acc_t* cells, const T* rows, std::uint64_t count, std::uint64_t stride,
                  std::uint64_t width) const {
     if constexpr (sums(Op)) {
-      columns_.sum_columns(cells, rows, count, stride, width);
+      add_columns(cells, rows, count, stride, width);
     } else {
       extremes_.columns(cells, rows, count, stride, width);
+    }
+  }
+
+  // The sums' loops: of the elements, or of their powers for gem.
+  void add_columns(double* sums, const T* rows, std::uint64_t count, std::uint64_t stride,
+                   std::uint64_t width) const {
+    if constexpr (Op == pool_op::gem) {
+      columns_.sum_power_columns(sums, rows, count, stride, width, gem_);
+    } else {
+      columns_.sum_columns(sums, rows, count, stride, width);
+    }
+  }
+
+  void add_lanes(lane_sums& lanes, const T* values, std::uint64_t count,
+                 std::uint64_t phase) const {
+    if constexpr (Op == pool_op::gem) {
+      columns_.sum_power_lanes(lanes, values, count, phase, gem_);
+    } else {
+      columns_.sum_lanes(lanes, values, count, phase);
     }
   }
 
@@ -660,6 +688,7 @@ class typed_kernel final : public pooler::kernel {
   lazy_cells<acc_t> cells_;
   std::once_flag filled_for_streams_;
   dtype output_type_;
+  gem_params gem_;
   int threads_;
   const kernels::column_kernels<T>& columns_;
   const kernels::extreme_kernels<T>& extremes_;  // max's or min's
@@ -794,9 +823,10 @@ std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
       return make_kernel<pool_op::sum>(*input.type, std::move(g), request);
     case pool_op::min:
       return make_kernel<pool_op::min>(*input.type, std::move(g), request);
+    case pool_op::gem:
+      return make_kernel<pool_op::gem>(*input.type, std::move(g), request);
     case pool_op::avgmax:
     case pool_op::catavgmax:
-    case pool_op::gem:
     case pool_op::lse:
       break;
   }
@@ -806,7 +836,6 @@ std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
 std::unique_ptr<pooler::kernel> make_op_kernel(const tensor_info& input,
                                                const pool_request& request) {
   if (combines_avg_and_max(request.op)) return make_avg_max_kernel(input, request);
-  if (request.op == pool_op::gem) return make_gem_kernel(input, request);
   if (request.op == pool_op::lse) return make_lse_kernel(input, request);
   return make_window_kernel(input, request);
 }

@@ -1,9 +1,10 @@
 #pragma once
-// The kernels behind featpool::pooler: one per window op (pool.cpp), one
-// that runs an average and a maximum over the same pass and combines them
-// (avg_max_kernel.cpp), the generalized mean, an average of powers
-// (gem_kernel.cpp), and a spatial pyramid of any of them, every level fed
-// the same blocks (pyramid_kernel.cpp).
+// The kernels behind featpool::pooler: one per window op (pool.cpp: avg,
+// max, sum, min, and the generalized mean, an average of powers), one that
+// runs an average and a maximum over the same pass and combines them
+// (avg_max_kernel.cpp), the log-sum-exp (lse_kernel.cpp), and a spatial
+// pyramid of any of them, every level fed the same blocks
+// (pyramid_kernel.cpp).
 
 #include <cstdint>
 #include <memory>
@@ -59,17 +60,13 @@ void normalize_l2(double* values, const std::vector<std::uint64_t>& shape,
 std::unique_ptr<pooler::kernel> make_op_kernel(const tensor_info& input,
                                                const pool_request& request);
 
-// avg, max, sum or min of every window.
+// avg, max, sum, min or gem of every window.
 std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
                                                    const pool_request& request);
 
 // avgmax or catavgmax: request.op must be one of them.
 std::unique_ptr<pooler::kernel> make_avg_max_kernel(const tensor_info& input,
                                                     const pool_request& request);
-
-// The generalized mean (gem_kernel.cpp).
-std::unique_ptr<pooler::kernel> make_gem_kernel(const tensor_info& input,
-                                                const pool_request& request);
 
 // The log-sum-exp (lse_kernel.cpp).
 std::unique_ptr<pooler::kernel> make_lse_kernel(const tensor_info& input,

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "featpool/element.hpp"
+#include "featpool/pool.hpp"
 
 namespace featpool::kernels {
 
@@ -80,6 +81,14 @@ struct column_kernels {
                       std::size_t width);
   // lanes[(phase + k) mod kLanes] += values[k] for k = 0, 1, … count-1.
   void (*sum_lanes)(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase);
+  // As sum_columns and sum_lanes, each element x taken as the generalized
+  // mean's power clamp(x, min = eps)^p, in double: p = 3 as x·x·x, any
+  // other p by std::pow. The same power of the same element as a separate
+  // pass would give, added in the same order.
+  void (*sum_power_columns)(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                            std::size_t width, const gem_params& gem);
+  void (*sum_power_lanes)(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase,
+                          const gem_params& gem);
   extreme_kernels<T> max;
   extreme_kernels<T> min;
 };

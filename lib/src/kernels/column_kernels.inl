@@ -7,7 +7,8 @@
 // kLanes partial sums are kLanes whatever the number of registers they
 // take.
 //
-// Needs <algorithm>, <cstring>, <limits>, <utility> and, with F16C, <immintrin.h>.
+// Needs <algorithm>, <cmath>, <cstring>, <limits>, <utility> and, with F16C,
+// <immintrin.h>.
 
 constexpr std::size_t kVectorBytes = FEATPOOL_VECTOR_BYTES;
 constexpr std::size_t kDoubles = kVectorBytes / sizeof(double);
@@ -185,43 +186,80 @@ inline vec<double, N> widen(const T* p) {
   }
 }
 
+// What a sum adds for each element, given as a double or a register of
+// doubles: the element itself, or the generalized mean's power of it. A
+// NaN stays NaN, as in torch's clamp.
+struct as_is {
+  template <class V>
+  V operator()(V x) const {
+    return x;
+  }
+};
+
+// clamp(x, min = eps)^3, by two multiplications: the usual p.
+struct clamped_cube {
+  double eps;
+  template <class V>
+  V operator()(V x) const {
+    const V floor = V{} + eps;
+    x = x < floor ? floor : x;
+    return x * x * x;
+  }
+};
+
+// clamp(x, min = eps)^p for any other p, an element at a time.
+struct clamped_power {
+  double eps;
+  double p;
+  template <class V>
+  V operator()(V x) const {
+    if constexpr (std::is_same_v<V, double>) {
+      return std::pow(x < eps ? eps : x, p);
+    } else {
+      for (std::size_t i = 0; i < sizeof(V) / sizeof(double); ++i) x[i] = (*this)(double{x[i]});
+      return x;
+    }
+  }
+};
+
 // Sums R registers of W adjacent columns each over `count` rows. The R
 // sums are independent chains, so their additions overlap in the
 // processor; each column still adds its rows in order.
-template <std::size_t R, std::size_t W = kDoubles, class T>
-inline void sum_column_pass(double* sums, const T* rows, std::size_t count, std::size_t stride) {
+template <std::size_t R, std::size_t W, class T, class Raise>
+inline void sum_column_pass(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                            Raise raise) {
   using wide = vec<double, W>;
   wide a[R];
   for (std::size_t v = 0; v < R; ++v) a[v] = load<wide>(sums + v * W);
   for (std::size_t r = 0; r < count; ++r, rows += stride) {
-    for (std::size_t v = 0; v < R; ++v) a[v] += widen<W>(rows + v * W);
+    for (std::size_t v = 0; v < R; ++v) a[v] += raise(widen<W>(rows + v * W));
   }
   for (std::size_t v = 0; v < R; ++v) store(sums + v * W, a[v]);
 }
 
 // The last columns, fewer than a register: halves, quarters, … of a
 // register, then one by one.
-template <std::size_t W, class T>
+template <std::size_t W, class T, class Raise>
 inline void sum_narrow_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
-                               std::size_t width) {
+                               std::size_t width, Raise raise) {
   if constexpr (W >= 2) {
     if (width >= W) {
-      sum_column_pass<1, W>(sums, rows, count, stride);
+      sum_column_pass<1, W>(sums, rows, count, stride, raise);
       sums += W;
       rows += W;
       width -= W;
     }
-    sum_narrow_columns<W / 2>(sums, rows, count, stride, width);
+    sum_narrow_columns<W / 2>(sums, rows, count, stride, width, raise);
   } else if (width == 1) {
     double a = *sums;
-    for (std::size_t r = 0; r < count; ++r, rows += stride) a += to_double(*rows);
+    for (std::size_t r = 0; r < count; ++r, rows += stride) a += raise(to_double(*rows));
     *sums = a;
   }
 }
 
-template <class T>
-void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
-                 std::size_t width) {
+template <class T, class Raise>
+void sum_raised_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                        std::size_t width, Raise raise) {
   // Rows are taken a slab at a time, so a wide tensor's rows stay in the
   // cache while every pass goes over them.
   constexpr std::size_t kSlabBytes = std::size_t{64} << 10;
@@ -233,25 +271,26 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
   // register would wait on its additions' latency, and fewer passes read
   // the rows fewer times.
   constexpr std::size_t kPassRegisters = 8;
-  using pass_function = void (*)(double*, const T*, std::size_t, std::size_t);
+  using pass_function = void (*)(double*, const T*, std::size_t, std::size_t, Raise);
   static constexpr pass_function kPasses[kPassRegisters + 1] = {
       nullptr,
-      &sum_column_pass<1, kDoubles, T>,
-      &sum_column_pass<2, kDoubles, T>,
-      &sum_column_pass<3, kDoubles, T>,
-      &sum_column_pass<4, kDoubles, T>,
-      &sum_column_pass<5, kDoubles, T>,
-      &sum_column_pass<6, kDoubles, T>,
-      &sum_column_pass<7, kDoubles, T>,
-      &sum_column_pass<8, kDoubles, T>,
+      &sum_column_pass<1, kDoubles, T, Raise>,
+      &sum_column_pass<2, kDoubles, T, Raise>,
+      &sum_column_pass<3, kDoubles, T, Raise>,
+      &sum_column_pass<4, kDoubles, T, Raise>,
+      &sum_column_pass<5, kDoubles, T, Raise>,
+      &sum_column_pass<6, kDoubles, T, Raise>,
+      &sum_column_pass<7, kDoubles, T, Raise>,
+      &sum_column_pass<8, kDoubles, T, Raise>,
   };
   const std::size_t whole = registers * kDoubles;
   if (slab == count && registers <= kPassRegisters) {
     // One slab, one pass (channels-last rows of up to 64 floats, say):
     // no division for the small calls where it would show.
-    if (registers != 0) kPasses[registers](sums, rows, count, stride);
+    if (registers != 0) kPasses[registers](sums, rows, count, stride, raise);
     if (whole < width) {
-      sum_narrow_columns<kDoubles / 2>(sums + whole, rows + whole, count, stride, width - whole);
+      sum_narrow_columns<kDoubles / 2>(sums + whole, rows + whole, count, stride, width - whole,
+                                       raise);
     }
     return;
   }
@@ -263,11 +302,12 @@ void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t str
     for (std::size_t pass = 0; pass < passes; ++pass) {
       std::size_t take = registers * (pass + 1) / passes - registers * pass / passes;
       std::size_t j = done * kDoubles;
-      kPasses[take](sums + j, base + j, rows_now, stride);
+      kPasses[take](sums + j, base + j, rows_now, stride, raise);
       done += take;
     }
     if (whole < width) {
-      sum_narrow_columns<kDoubles / 2>(sums + whole, base + whole, rows_now, stride, width - whole);
+      sum_narrow_columns<kDoubles / 2>(sums + whole, base + whole, rows_now, stride, width - whole,
+                                       raise);
     }
   }
 }
@@ -375,24 +415,56 @@ void extreme_columns(max_t<T>* extremes, const T* rows, std::size_t count, std::
   extreme_narrow_columns<Min, kWidth / 2>(extremes + j, rows + j, count, stride, width - j);
 }
 
-template <class T>
-void sum_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase) {
+template <class T, class Raise>
+void sum_raised_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase,
+                      Raise raise) {
   constexpr std::size_t kRegisters = kLanes / kDoubles;
   std::size_t k = 0;
   for (; k < count && (phase + k) % kLanes != 0; ++k) {
-    lanes[(phase + k) % kLanes] += to_double(values[k]);
+    lanes[(phase + k) % kLanes] += raise(to_double(values[k]));
   }
   f64v a[kRegisters];
   for (std::size_t v = 0; v < kRegisters; ++v) {
     a[v] = load<f64v>(lanes.data() + v * kDoubles);
   }
   for (; k + kLanes <= count; k += kLanes) {
-    for (std::size_t v = 0; v < kRegisters; ++v) a[v] += widen(values + k + v * kDoubles);
+    for (std::size_t v = 0; v < kRegisters; ++v) a[v] += raise(widen(values + k + v * kDoubles));
   }
   for (std::size_t v = 0; v < kRegisters; ++v) {
     store(lanes.data() + v * kDoubles, a[v]);
   }
-  for (; k < count; ++k) lanes[(phase + k) % kLanes] += to_double(values[k]);
+  for (; k < count; ++k) lanes[(phase + k) % kLanes] += raise(to_double(values[k]));
+}
+
+template <class T>
+void sum_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                 std::size_t width) {
+  sum_raised_columns(sums, rows, count, stride, width, as_is{});
+}
+
+template <class T>
+void sum_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase) {
+  sum_raised_lanes(lanes, values, count, phase, as_is{});
+}
+
+template <class T>
+void sum_power_columns(double* sums, const T* rows, std::size_t count, std::size_t stride,
+                       std::size_t width, const gem_params& gem) {
+  if (gem.p == 3.0) {
+    sum_raised_columns(sums, rows, count, stride, width, clamped_cube{gem.eps});
+  } else {
+    sum_raised_columns(sums, rows, count, stride, width, clamped_power{gem.eps, gem.p});
+  }
+}
+
+template <class T>
+void sum_power_lanes(lane_sums& lanes, const T* values, std::size_t count, std::size_t phase,
+                     const gem_params& gem) {
+  if (gem.p == 3.0) {
+    sum_raised_lanes(lanes, values, count, phase, clamped_cube{gem.eps});
+  } else {
+    sum_raised_lanes(lanes, values, count, phase, clamped_power{gem.eps, gem.p});
+  }
 }
 
 // lane_total of at most kLanes columns, one per lane: the empty lanes only
@@ -545,7 +617,11 @@ constexpr extreme_kernels<T> extreme_kernels_for() {
 
 template <class T>
 constexpr column_kernels<T> kernels_for() {
-  return {&sum_columns<T>, &sum_lanes<T>, extreme_kernels_for<false, T>(),
+  return {&sum_columns<T>,
+          &sum_lanes<T>,
+          &sum_power_columns<T>,
+          &sum_power_lanes<T>,
+          extreme_kernels_for<false, T>(),
           extreme_kernels_for<true, T>()};
 }
 

@@ -1,5 +1,6 @@
 // The pooling loops compiled for baseline (flags in lib/CMakeLists.txt).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <utility>
