@@ -270,45 +270,59 @@ TEST_CASE("pool: agrees with the definition for random layouts, sizes, blocks an
   }
 }
 
+namespace {
+
+// avgmax and catavgmax of `shape` pooled to `out_spatial`, against avg and
+// max of the reference.
+void check_avg_max_ops(std::mt19937_64& rng, const layout& axes,
+                       const std::vector<std::uint64_t>& shape,
+                       const std::vector<std::uint64_t>& out_spatial) {
+  auto values = normal_values(rng, shape);
+  std::uint64_t count = values.size();
+  values[rng() % count] = std::nan("");
+  auto avg = reference_pool(values, shape, axes, out_spatial, pool_op::avg);
+  auto max = reference_pool(values, shape, axes, out_spatial, pool_op::max);
+  tensor_info info;
+  info.shape = shape;
+  info.type = dtype::float64;
+
+  pool_request request{pool_op::avgmax, axes, out_spatial, dtype::float64, 2, {}};
+  auto avgmax = run_pooler(info, values, request, 1 + rng() % count);
+  REQUIRE(avgmax.size() == avg.size());
+  for (std::size_t i = 0; i < avg.size(); ++i) {
+    double expected = 0.5 * (avg[i] + max[i]);
+    CHECK((std::isnan(expected) ? std::isnan(avgmax[i]) : avgmax[i] == expected));
+  }
+
+  // Every run of C averages (the axes before C give the runs) is followed by its C maxima.
+  request.op = pool_op::catavgmax;
+  auto both = run_pooler(info, values, request, 1 + rng() % count);
+  REQUIRE(both.size() == 2 * avg.size());
+  auto out_shape = pooled_shape(shape, request);
+  std::size_t c = *axes.channel_axis;
+  std::uint64_t run = 1;
+  for (std::size_t l = c; l < shape.size(); ++l) run *= l == c ? shape[l] : out_shape[l];
+  CHECK(out_shape[c] == 2 * shape[c]);
+  for (std::size_t i = 0; i < both.size(); ++i) {
+    std::uint64_t r = i / (2 * run), k = i % (2 * run);
+    double expected = k < run ? avg[r * run + k] : max[r * run + k - run];
+    CHECK((std::isnan(expected) ? std::isnan(both[i]) : both[i] == expected));
+  }
+}
+
+}  // namespace
+
 TEST_CASE("pool: avgmax and catavgmax combine avg and max of the same windows") {
   std::mt19937_64 rng(20261205);
   for (const char* letters : {"NCHW", "NHWC", "CNHW", "NCL", "NDHWC", "CHW"}) {
-    layout axes = parse_layout(letters);
-    auto shape = random_lengths(rng, axes.rank(), 7);
-    auto out_spatial = random_lengths(rng, axes.spatial_axes.size(), 4);
-    auto values = normal_values(rng, shape);
-    std::uint64_t count = values.size();
-    values[rng() % count] = std::nan("");
-    auto avg = reference_pool(values, shape, axes, out_spatial, pool_op::avg);
-    auto max = reference_pool(values, shape, axes, out_spatial, pool_op::max);
-    tensor_info info;
-    info.shape = shape;
-    info.type = dtype::float64;
     CAPTURE(letters);
-
-    pool_request request{pool_op::avgmax, axes, out_spatial, dtype::float64, 2, {}};
-    auto avgmax = run_pooler(info, values, request, 1 + rng() % count);
-    REQUIRE(avgmax.size() == avg.size());
-    for (std::size_t i = 0; i < avg.size(); ++i) {
-      double expected = 0.5 * (avg[i] + max[i]);
-      CHECK((std::isnan(expected) ? std::isnan(avgmax[i]) : avgmax[i] == expected));
-    }
-
-    // Every run of C averages (the axes before C give the runs) is followed by its C maxima.
-    request.op = pool_op::catavgmax;
-    auto both = run_pooler(info, values, request, 1 + rng() % count);
-    REQUIRE(both.size() == 2 * avg.size());
-    auto out_shape = pooled_shape(shape, request);
-    std::size_t c = *axes.channel_axis;
-    std::uint64_t run = 1;
-    for (std::size_t l = c; l < shape.size(); ++l) run *= l == c ? shape[l] : out_shape[l];
-    CHECK(out_shape[c] == 2 * shape[c]);
-    for (std::size_t i = 0; i < both.size(); ++i) {
-      std::uint64_t r = i / (2 * run), k = i % (2 * run);
-      double expected = k < run ? avg[r * run + k] : max[r * run + k - run];
-      CHECK((std::isnan(expected) ? std::isnan(both[i]) : both[i] == expected));
-    }
+    layout axes = parse_layout(letters);
+    check_avg_max_ops(rng, axes, random_lengths(rng, axes.rank(), 7),
+                      random_lengths(rng, axes.spatial_axes.size(), 4));
   }
+  // More cells than are combined at a time, 35 a plane, so the chunks cut
+  // planes and runs anywhere.
+  check_avg_max_ops(rng, parse_layout("NCHW"), {3, 700, 9, 11}, {7, 5});
 }
 
 TEST_CASE("pool: gem is the root of the average of clamped powers") {

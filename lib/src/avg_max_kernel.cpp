@@ -21,6 +21,9 @@
 namespace featpool {
 namespace {
 
+// Cells combined at a time: 256 KiB of averages and of maxima.
+constexpr std::uint64_t kChunkCells = std::uint64_t{1} << 15;
+
 class avg_max_kernel final : public pooler::kernel {
  public:
   avg_max_kernel(const tensor_info& input, const pool_request& request)
@@ -67,37 +70,40 @@ class avg_max_kernel final : public pooler::kernel {
 
  private:
   // Finishes the average and the maximum and hands store(i, value) every
-  // cell of the output, in float64.
+  // cell of the output, in float64. A chunk of cells at a time: whole
+  // float64 copies of both would cost their page faults for nothing.
   template <class Store>
   void combine(Store store) {
     const std::uint64_t count = cell_count(shape_);
-    paged_vector<double> averages(count);
-    avg_->finish_into(averages.data());
-    avg_.reset();
-    paged_vector<double> maxima(count);
-    max_->finish_into(maxima.data());
-    max_.reset();
-    if (op_ == pool_op::avgmax) {
-      // timm's 0.5 * (x_avg + x_max); every NaN as the one quiet NaN, as
-      // finish_into gives the others.
-      for (std::uint64_t i = 0; i < count; ++i) {
-        double value = 0.5 * (averages[i] + maxima[i]);
-        store(i, std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value);
-      }
-      return;
-    }
     // On the channel axis, every run of C averages is followed by its C
     // maxima: the slower axes give the runs, C and the faster ones their
     // length.
-    std::size_t c = *channel_axis_;
     std::uint64_t run = 1;
-    for (std::size_t l = c; l < shape_.size(); ++l) run *= shape_[l];
-    for (std::uint64_t r = 0; r < count / std::max<std::uint64_t>(run, 1); ++r) {
-      for (std::uint64_t k = 0; k < run; ++k) {
-        store(2 * r * run + k, averages[r * run + k]);
-        store((2 * r + 1) * run + k, maxima[r * run + k]);
+    if (op_ == pool_op::catavgmax) {
+      for (std::size_t l = *channel_axis_; l < shape_.size(); ++l) run *= shape_[l];
+    }
+    const std::uint64_t chunk = std::min(count, kChunkCells);
+    std::vector<double> averages(chunk), maxima(chunk);
+    for (std::uint64_t first = 0; first < count; first += chunk) {
+      const std::uint64_t n = std::min(chunk, count - first);
+      avg_->finish_range(averages.data(), first, n);
+      max_->finish_range(maxima.data(), first, n);
+      for (std::uint64_t i = 0; i < n; ++i) {
+        const std::uint64_t cell = first + i;
+        if (op_ == pool_op::avgmax) {
+          // timm's 0.5 * (x_avg + x_max); every NaN as the one quiet NaN,
+          // as finish_into gives the others.
+          double value = 0.5 * (averages[i] + maxima[i]);
+          store(cell, std::isnan(value) ? std::numeric_limits<double>::quiet_NaN() : value);
+        } else {
+          const std::uint64_t r = cell / run, k = cell % run;
+          store(2 * r * run + k, averages[i]);
+          store((2 * r + 1) * run + k, maxima[i]);
+        }
       }
     }
+    avg_.reset();
+    max_.reset();
   }
 
   // The average or the maximum of the same windows, kept in float64.
@@ -112,8 +118,8 @@ class avg_max_kernel final : public pooler::kernel {
   std::optional<std::size_t> channel_axis_;
   dtype output_type_;
   std::vector<std::uint64_t> shape_;  // of the average and of the maximum
-  std::unique_ptr<pooler::kernel> avg_;
-  std::unique_ptr<pooler::kernel> max_;
+  std::unique_ptr<window_kernel> avg_;
+  std::unique_ptr<window_kernel> max_;
 };
 
 }  // namespace

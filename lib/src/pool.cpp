@@ -131,7 +131,7 @@ namespace {
 //
 // Maxima take NaN if the window holds one, else the largest element.
 template <class T, pool_op Op>
-class typed_kernel final : public pooler::kernel {
+class typed_kernel final : public window_kernel {
   using acc_t = std::conditional_t<sums(Op), double, kernels::max_t<T>>;
 
   // A row-window combination of the planar path whose rows are not all in
@@ -260,38 +260,43 @@ class typed_kernel final : public pooler::kernel {
     out.data.resize(g_.output_count * dtype_size(output_type_));
     visit_dtype(output_type_, [&]<class Out>(std::type_identity<Out>) {
       auto* target = reinterpret_cast<Out*>(out.data.data());
-      for_each_result([&](std::uint64_t cell, acc_t value) { target[cell] = narrow<Out>(value); });
+      for_each_result(0, g_.output_count,
+                      [&](std::uint64_t cell, acc_t value) { target[cell] = narrow<Out>(value); });
     });
     return out;
   }
 
-  void finish_into(double* values) override {
-    for_each_result(
-        [&](std::uint64_t cell, acc_t value) { values[cell] = static_cast<double>(value); });
+  void finish_into(double* values) override { finish_range(values, 0, g_.output_count); }
+
+  void finish_range(double* values, std::uint64_t first, std::uint64_t count) override {
+    for_each_result(first, first + count, [&](std::uint64_t cell, acc_t value) {
+      values[cell - first] = static_cast<double>(value);
+    });
   }
 
  private:
-  // Hands every cell's result, in order, to take(cell, value): averages
-  // divided by their window's size, generalized means their root taken.
+  // Hands the result of every cell in [begin, end), in order, to
+  // take(cell, value): averages divided by their window's size,
+  // generalized means their root taken.
   template <class Take>
-  void for_each_result(Take&& take) {
+  void for_each_result(std::uint64_t begin, std::uint64_t end, Take&& take) {
     cells_.fill_to(g_.output_count);
     std::vector<double> counts{1.0};
     if constexpr (averages(Op)) counts = window_count_period(g_);
     [[maybe_unused]] const double root = 1.0 / gem_.p;
-    for (std::uint64_t first = 0; first < g_.output_count; first += counts.size()) {
-      for (std::size_t i = 0; i < counts.size(); ++i) {
-        acc_t value = cells_[first + i];
-        if constexpr (averages(Op)) value /= counts[i];
-        if constexpr (Op == pool_op::gem) value = std::pow(value, root);
-        // Which NaN an addition returns depends on the order of its
-        // operands, which compilers choose freely: every NaN is written as
-        // the one quiet NaN, so all instruction sets give the same bytes.
-        if constexpr (std::is_floating_point_v<acc_t>) {
-          if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
-        }
-        take(first + i, value);
+    std::size_t period = begin % counts.size();
+    for (std::uint64_t cell = begin; cell < end; ++cell) {
+      acc_t value = cells_[cell];
+      if constexpr (averages(Op)) value /= counts[period];
+      if constexpr (Op == pool_op::gem) value = std::pow(value, root);
+      // Which NaN an addition returns depends on the order of its
+      // operands, which compilers choose freely: every NaN is written as
+      // the one quiet NaN, so all instruction sets give the same bytes.
+      if constexpr (std::is_floating_point_v<acc_t>) {
+        if (std::isnan(value)) value = std::numeric_limits<acc_t>::quiet_NaN();
       }
+      take(cell, value);
+      if (++period == counts.size()) period = 0;
     }
   }
 
@@ -700,8 +705,8 @@ class typed_kernel final : public pooler::kernel {
 };
 
 template <pool_op Op>
-std::unique_ptr<pooler::kernel> make_kernel(dtype input, geometry g, const pool_request& request) {
-  return visit_dtype(input, [&]<class T>(std::type_identity<T>) -> std::unique_ptr<pooler::kernel> {
+std::unique_ptr<window_kernel> make_kernel(dtype input, geometry g, const pool_request& request) {
+  return visit_dtype(input, [&]<class T>(std::type_identity<T>) -> std::unique_ptr<window_kernel> {
     return std::make_unique<typed_kernel<T, Op>>(std::move(g), request);
   });
 }
@@ -811,8 +816,8 @@ void flatten(pooled_tensor& tensor, const layout& axes) {
   tensor.data = std::move(reordered);
 }
 
-std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
-                                                   const pool_request& request) {
+std::unique_ptr<window_kernel> make_window_kernel(const tensor_info& input,
+                                                  const pool_request& request) {
   auto g = make_geometry(input, request);
   switch (request.op) {
     case pool_op::avg:

@@ -60,9 +60,19 @@ void normalize_l2(double* values, const std::vector<std::uint64_t>& shape,
 std::unique_ptr<pooler::kernel> make_op_kernel(const tensor_info& input,
                                                const pool_request& request);
 
+// The kernel of an op that reduces each window on its own (avg, max, sum,
+// min, gem), whose results can also be had a range of cells at a time.
+class window_kernel : public pooler::kernel {
+ public:
+  // Instead of finish(): the results of cells [first, first + count), as
+  // finish_into gives them, into `values` (one per cell). Ranges may be
+  // asked for in any order, each at most once.
+  virtual void finish_range(double* values, std::uint64_t first, std::uint64_t count) = 0;
+};
+
 // avg, max, sum, min or gem of every window.
-std::unique_ptr<pooler::kernel> make_window_kernel(const tensor_info& input,
-                                                   const pool_request& request);
+std::unique_ptr<window_kernel> make_window_kernel(const tensor_info& input,
+                                                  const pool_request& request);
 
 // avgmax or catavgmax: request.op must be one of them.
 std::unique_ptr<pooler::kernel> make_avg_max_kernel(const tensor_info& input,
