@@ -12,7 +12,9 @@ creation or modification time lands in the file. Keep the whole folder small
 (under 2 MiB): it is committed and read by the CLI and differential tests.
 """
 
+import json
 import os
+import struct
 import zipfile
 
 import h5py
@@ -169,6 +171,38 @@ def make_npz_samples():
     save_npz("dump_compressed.npz", members, compress=True)
 
 
+def save_safetensors(name, tensors, metadata):
+    """Write a .safetensors file as the format's own library does.
+
+    Tensors are laid out by element size (largest first), then by name; the
+    JSON header is padded with spaces so the data starts 8-aligned.
+    """
+    codes = {"float32": "F32", "float16": "F16", "int64": "I64"}
+    ordered = sorted(tensors.items(), key=lambda item: (-item[1].itemsize, item[0]))
+    header, offset = {"__metadata__": metadata}, 0
+    for key, value in ordered:
+        header[key] = {"dtype": codes[value.dtype.name], "shape": list(value.shape),
+                       "data_offsets": [offset, offset + value.nbytes]}
+        offset += value.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        for _, value in ordered:
+            f.write(np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes())
+
+
+def make_safetensors_samples():
+    # A model's activations saved with safetensors: dotted module names, a
+    # half-precision map, logits that pooling a selection skips, and the
+    # "format": "pt" metadata PyTorch writers add.
+    save_safetensors("resnet_features.safetensors", {
+        "backbone.layer3": relu_activations(50, (2, 64, 14, 14)),
+        "backbone.layer4": relu_activations(51, (2, 128, 7, 7), np.float16),
+        "head.logits": rng(52).standard_normal((2, 10)).astype(np.float32),
+    }, {"format": "pt", "model": "resnet-like"})
+
+
 def make_h5_samples():
     with new_h5("feats.h5") as f:
         # Plain contiguous NCHW float32 datasets in nested groups.
@@ -216,6 +250,7 @@ def main():
     make_npy_samples()
     make_npz_samples()
     make_h5_samples()
+    make_safetensors_samples()
 
 
 if __name__ == "__main__":

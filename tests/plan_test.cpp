@@ -171,9 +171,10 @@ TEST_CASE("plan: the output's kind is told from its name") {
   CHECK(classify_output("x.hdf5", std::nullopt).format == output_format::hdf5);
   CHECK(classify_output("x.csv", std::nullopt).format == output_format::csv);
   CHECK(classify_output("x.tsv", std::nullopt).format == output_format::tsv);
+  CHECK(classify_output("x.safetensors", std::nullopt).format == output_format::safetensors);
   CHECK_THROWS_WITH_AS(classify_output("x.txt", std::nullopt),
-                       "-o: 'x.txt': unknown output extension; use .npy, .npz, .h5, .hdf5, .csv, "
-                       ".tsv, a directory or -",
+                       "-o: 'x.txt': unknown output extension; use .npy, .npz, .h5, .hdf5, "
+                       ".safetensors, .csv, .tsv, a directory or -",
                        usage_error);
   CHECK_THROWS_WITH_AS(classify_output("x.npy", output_format::npz),
                        "--format applies only to directory outputs", usage_error);

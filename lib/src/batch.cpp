@@ -134,7 +134,8 @@ output_format parse_output_format(std::string_view text) {
   if (text == "npy") return output_format::npy;
   if (text == "npz") return output_format::npz;
   if (text == "h5" || text == "hdf5") return output_format::hdf5;
-  throw usage_error(fmt::format("--format: '{}': expected npy, npz or h5", text));
+  if (text == "safetensors") return output_format::safetensors;
+  throw usage_error(fmt::format("--format: '{}': expected npy, npz, h5 or safetensors", text));
 }
 
 report_format parse_report_format(std::string_view text) {

@@ -22,6 +22,7 @@
 #include "featpool/interrupt.hpp"
 #include "featpool/npy.hpp"
 #include "featpool/npz.hpp"
+#include "featpool/safetensors.hpp"
 
 namespace featpool {
 namespace fs = std::filesystem;
@@ -33,7 +34,8 @@ constexpr std::chrono::seconds kFifoWait{10};
 // How often that wait looks for Ctrl-C, which must end it at once.
 constexpr int kInterruptPollMilliseconds = 100;
 
-constexpr std::array<std::string_view, 4> kTensorExtensions{".npy", ".npz", ".h5", ".hdf5"};
+constexpr std::array<std::string_view, 5> kTensorExtensions{".npy", ".npz", ".h5", ".hdf5",
+                                                            ".safetensors"};
 
 bool has_tensor_extension(const fs::path& path) {
   auto extension = path.extension().string();
@@ -219,6 +221,9 @@ std::vector<input_file> expand_input(const std::string& argument) {
 std::unique_ptr<tensor_source> open_input(const input_file& input) {
   if (input.stream) return open_stream(input);
   auto file = sniff(input.path, input.display);
+  // safetensors has no magic: its first bytes are a length.
+  auto extension = fs::path(input.path).extension().string();
+  if (extension == ".safetensors") return open_safetensors_file(input.path);
   switch (file.kind) {
     case sniffed::npy:
       return open_npy_file(std::move(file.opened), input.path);
@@ -231,11 +236,10 @@ std::unique_ptr<tensor_source> open_input(const input_file& input) {
   }
   // HDF5 allows a user block before the superblock; let the library decide
   // for files that claim to be HDF5.
-  auto extension = fs::path(input.path).extension().string();
   if (extension == ".h5" || extension == ".hdf5") return open_hdf5_file(input.path);
   if (extension == ".npz") throw error(input.display, "not an NPZ file (no zip signature)");
   if (extension == ".npy") throw error(input.display, "not an NPY file (bad magic)");
-  throw error(input.display, "not an NPY, NPZ or HDF5 file");
+  throw error(input.display, "not an NPY, NPZ, HDF5 or safetensors file");
 }
 
 std::string without_leading_slash(const std::string& name) {

@@ -1,5 +1,6 @@
 #include "featpool/error.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace featpool {
@@ -19,6 +20,13 @@ error::error(std::string file, std::string tensor, std::string reason)
       file_(std::move(file)),
       tensor_(std::move(tensor)),
       reason_(std::move(reason)) {}
+
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f;
+  });
+}
 
 std::string error_line(const std::exception& failure) {
   std::string line = std::string("featpool: error: ") + failure.what();

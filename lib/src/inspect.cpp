@@ -118,6 +118,8 @@ nlohmann::ordered_json render_inspect_json(const std::vector<inspected_tensor>& 
         {"chunks", info.chunks ? nlohmann::json(*info.chunks) : nlohmann::json(nullptr)},
         {"filters", info.filters},
     };
+    // Where a safetensors tensor lies, from the data's start.
+    if (info.data_offsets) record["data_offsets"] = *info.data_offsets;
     if (options.stats) {
       const auto* s = tensor.stats ? &*tensor.stats : nullptr;
       record["min"] = s ? optional_number(s->min) : nullptr;

@@ -72,10 +72,12 @@ class merger {
 
   int run() {
     auto target = classify_output(options_.output, std::nullopt);
-    bool collects = target.format == output_format::hdf5 || target.format == output_format::npz;
+    bool collects = target.format == output_format::hdf5 || target.format == output_format::npz ||
+                    target.format == output_format::safetensors;
     if (target.kind != output_kind::file || !collects) {
       throw usage_error(fmt::format(
-          "-o: '{}': merge writes one file: use a .h5, .hdf5 or .npz name", options_.output));
+          "-o: '{}': merge writes one file: use a .h5, .hdf5, .npz or .safetensors name",
+          options_.output));
     }
     format_ = target.format;
     discover();

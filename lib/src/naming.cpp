@@ -54,6 +54,7 @@ std::string indices_name(const std::string& name) { return name + "_indices"; }
 
 std::string name_in(output_format format, const std::string& name) {
   if (format == output_format::npz) return without_leading_slash(name) + ".npy";
+  if (format == output_format::safetensors) return without_leading_slash(name);
   if (format != output_format::hdf5) return name;
   // Built piece by piece: g++ 12 warns falsely (-Wrestrict) on "/" + string.
   std::string path("/");
@@ -73,6 +74,8 @@ std::string extension_of(output_format format) {
       return ".csv";
     case output_format::tsv:
       return ".tsv";
+    case output_format::safetensors:
+      return ".safetensors";
   }
   return ".npy";
 }

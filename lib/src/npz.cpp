@@ -278,13 +278,6 @@ bool same_header(const npy_header& a, const npy_header& b) {
          a.fortran_order == b.fortran_order && a.shape == b.shape && a.data_offset == b.data_offset;
 }
 
-bool has_control_character(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) {
-    auto byte = static_cast<unsigned char>(c);
-    return byte < 0x20 || byte == 0x7f;
-  });
-}
-
 class npz_file_source final : public tensor_source {
  public:
   explicit npz_file_source(std::string path)

@@ -299,7 +299,8 @@ class planner {
         p.output_name = name_in(p.output_as, *name);
         if (options_.indices) p.indices_name = name_in(p.output_as, indices_name(*name));
       }
-      bool named_inside = p.output_as == output_format::npz || p.output_as == output_format::hdf5;
+      bool named_inside = p.output_as == output_format::npz || p.output_as == output_format::hdf5 ||
+                          p.output_as == output_format::safetensors;
       p.record.destination = named_inside ? p.output_path + ":" + p.output_name : p.output_path;
     }
   }
@@ -475,10 +476,12 @@ output_target classify_output(const std::string& output, std::optional<output_fo
     target.format = output_format::csv;
   } else if (extension == ".tsv") {
     target.format = output_format::tsv;
+  } else if (extension == ".safetensors") {
+    target.format = output_format::safetensors;
   } else {
     throw usage_error(fmt::format(
-        "-o: '{}': unknown output extension; use .npy, .npz, .h5, .hdf5, .csv, .tsv, a directory "
-        "or -",
+        "-o: '{}': unknown output extension; use .npy, .npz, .h5, .hdf5, .safetensors, .csv, .tsv, "
+        "a directory or -",
         output));
   }
   if (forced) throw usage_error("--format applies only to directory outputs");

@@ -11,6 +11,7 @@
 #include <span>
 
 #include "csv_sink.hpp"
+#include "safetensors_sink.hpp"
 #include "temporary_file.hpp"
 #include <fmt/format.h>
 
@@ -143,6 +144,8 @@ std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string
       return create_csv_sink(',', target, sync, existing);
     case output_format::tsv:
       return create_csv_sink('\t', target, sync, existing);
+    case output_format::safetensors:
+      return create_safetensors_sink(target, sync, existing);
   }
   return std::make_unique<npy_sink>(target, sync, existing);
 }

@@ -642,7 +642,7 @@ class Streams(Case):
         self.assert_nothing_in(self.out)
 
     def test_dev_zero_as_a_file(self):
-        self.assert_refused("/dev/zero", "/dev/zero", "not an NPY, NPZ or HDF5 file")
+        self.assert_refused("/dev/zero", "/dev/zero", "not an NPY, NPZ, HDF5 or safetensors file")
 
     def test_dev_zero_on_standard_input(self):
         with open("/dev/zero", "rb") as zeros:
@@ -820,8 +820,8 @@ class Outputs(Case):
         code, out, err = run("pool", x, "-o", "/dev/full")
         self.assertEqual((code, out, err),
                          (2, b"", "featpool: error: -o: '/dev/full': unknown output extension; "
-                                  "use .npy, .npz, .h5, .hdf5, .csv, .tsv, a directory or -; see "
-                                  "'featpool pool --help'\n"))
+                                  "use .npy, .npz, .h5, .hdf5, .safetensors, .csv, .tsv, a directory "
+                                  "or -; see 'featpool pool --help'\n"))
         self.assertTrue(stat.S_ISCHR(os.stat("/dev/full").st_mode))
         self.assert_inputs_untouched()
 

@@ -30,9 +30,11 @@ import zipfile
 import h5py
 import numpy as np
 
+import safetensors_files
+
 DEFAULT_SEED = 20240611
 
-EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5")
+EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5", ".safetensors")
 NUMERIC_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                  "uint64", "float16", "float32", "float64")
 BASE_KEYS = ("file", "name", "format", "shape", "dtype", "numeric", "byte_order", "order",
@@ -164,8 +166,26 @@ def expect_h5(path, shown, want_stats):
     return records
 
 
+def expect_safetensors(path, shown, want_stats):
+    header, data = safetensors_files.read(path)
+    records = []
+    for name in sorted(key for key in header if key != "__metadata__"):
+        entry = header[name]
+        array = safetensors_files.array_of(entry, data)
+        begin, end = entry["data_offsets"]
+        rec = tensor_record(shown, name, "safetensors", entry["shape"], array.dtype, "C",
+                            end - begin)
+        rec["data_offsets"] = [begin, end]
+        if want_stats:
+            rec["stats"] = stats_of(array)
+        records.append(rec)
+    return records
+
+
 def expect_file(path, shown, want_stats):
     ext = os.path.splitext(path)[1]
+    if ext == ".safetensors":
+        return expect_safetensors(path, shown, want_stats)
     if ext == ".npy":
         return expect_npy(path, shown, want_stats)
     if ext == ".npz":
@@ -317,6 +337,10 @@ class Checker:
             self.fail(where, field, expected, actual)
 
         wanted = set(BASE_KEYS) | (set(STATS_KEYS) if want_stats else set())
+        if "data_offsets" in exp:  # safetensors records only
+            wanted.add("data_offsets")
+            if got.get("data_offsets") != exp["data_offsets"]:
+                bad("data_offsets", exp["data_offsets"], got.get("data_offsets"))
         missing = sorted(wanted - got.keys())
         unexpected = sorted(got.keys() - wanted)
         if missing:

@@ -95,7 +95,7 @@ class Usage(PoolTest):
                           "--force and --skip-existing cannot go together")
         self.assert_usage([x, "-o", self.path("o.txt")],
                           f"-o: '{self.path('o.txt')}': unknown output extension; use .npy, "
-                          ".npz, .h5, .hdf5, .csv, .tsv, a directory or -")
+                          ".npz, .h5, .hdf5, .safetensors, .csv, .tsv, a directory or -")
 
     def test_indices_need_max_one_size_and_an_output_of_named_tensors(self):
         x = sample("tokens_ncl.npy")

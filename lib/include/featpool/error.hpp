@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace featpool {
 
@@ -27,6 +28,11 @@ class usage_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Whether a name read from a file has a control character (a line break,
+// an escape): such names are refused, so that every message stays one line
+// and a terminal shows what the file holds.
+bool has_control_character(std::string_view text);
 
 // The line main prints for a failure: "featpool: error: " and the message,
 // with any line breaks a library put in it folded, so it stays one line.

@@ -1,5 +1,6 @@
 #pragma once
-// Sinks write pooled tensors to output files: NPY, NPZ, HDF5, CSV or TSV,
+// Sinks write pooled tensors to output files: NPY, NPZ, HDF5, CSV, TSV or
+// safetensors,
 // each under a temporary name beside its target, renamed into place only
 // when complete, so a crash, a full disk or Ctrl-C never leaves a
 // truncated output.
@@ -17,7 +18,7 @@
 
 namespace featpool {
 
-enum class output_format { npy, npz, hdf5, csv, tsv };
+enum class output_format { npy, npz, hdf5, csv, tsv, safetensors };
 
 // CSV and TSV hold text rows, one per sample, rather than named tensors.
 inline bool holds_rows(output_format format) {

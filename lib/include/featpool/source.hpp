@@ -1,9 +1,10 @@
 #pragma once
 // The format-neutral view of a tensor file: what it holds (tensor_info) and
-// how to stream one tensor's elements (block_reader). The npy, npz and hdf5
-// modules implement tensor_source; everything downstream of discovery sees
+// how to stream one tensor's elements (block_reader). The npy, npz, hdf5
+// and safetensors modules implement tensor_source; everything downstream of discovery sees
 // only these types.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -18,7 +19,7 @@
 
 namespace featpool {
 
-enum class file_format { npy, npz, hdf5 };
+enum class file_format { npy, npz, hdf5, safetensors };
 
 // Memory order of the elements as stored: C (last axis fastest) or Fortran.
 enum class memory_order { c, fortran };
@@ -44,6 +45,8 @@ struct tensor_info {
   std::uint64_t nbytes = 0;                          // element count times numpy's item size
   std::optional<std::vector<std::uint64_t>> chunks;  // HDF5 chunk shape
   std::vector<std::string> filters;                  // HDF5 filter pipeline, in order
+  // safetensors: the tensor's byte range, counted from the data's start.
+  std::optional<std::array<std::uint64_t, 2>> data_offsets;
 
   bool numeric() const noexcept { return type.has_value(); }
   std::uint64_t element_count() const noexcept;
@@ -83,8 +86,9 @@ class tensor_source {
   virtual const std::vector<tensor_info>& tensors() const = 0;
   // Opens a reader for tensors()[index], which must be numeric.
   virtual std::unique_ptr<block_reader> open(std::size_t index) = 0;
-  // The attributes of tensors()[index] by name (HDF5's); null for formats
-  // without any. Read only when asked: listing and pooling never need them.
+  // The attributes of tensors()[index] by name (HDF5's, or a safetensors
+  // file's __metadata__); null for formats without any. Read only when asked: listing and pooling
+  // never need them.
   virtual nlohmann::json attributes(std::size_t /*index*/) { return nullptr; }
 };
 
