@@ -21,8 +21,6 @@ import io
 import json
 import os
 import re
-import shlex
-import subprocess
 import sys
 
 import h5py
@@ -30,7 +28,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from named_checks import CheckFailed, require, run_in_temporary_folder  # noqa: E402
+from named_checks import require, run_command, run_in_temporary_folder  # noqa: E402
 
 FEATPOOL = ""
 TIMEOUT_S = 60
@@ -41,13 +39,8 @@ def featpool(*args, expect=0):
 
     Returns (code, stdout text, stderr text).
     """
-    cmd = [FEATPOOL, *args]
-    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S)
-    stderr = done.stderr.decode("utf-8", "replace")
-    if done.returncode != expect:
-        raise CheckFailed(f"exit code {done.returncode}, expected {expect}\n"
-                          f"  command: {shlex.join(cmd)}\n  stderr: {stderr.strip()[:800]}")
-    return done.returncode, done.stdout.decode("utf-8", "replace"), stderr
+    code, stdout, stderr = run_command([FEATPOOL, *args], expect, TIMEOUT_S)
+    return code, stdout.decode("utf-8", "replace"), stderr
 
 
 def read_table(path, delimiter=","):

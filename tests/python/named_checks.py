@@ -1,7 +1,9 @@
 """Named checks, run one after another: a failed or crashing check is reported and the
 run goes on, so one run shows every failure. Shared by the output tests."""
 
+import shlex
 import shutil
+import subprocess
 import tempfile
 import time
 import traceback
@@ -14,6 +16,17 @@ class CheckFailed(Exception):
 def require(condition, message):
     if not condition:
         raise CheckFailed(message)
+
+
+def run_command(cmd, expect=0, timeout=120):
+    """Runs `cmd`; fails the check (showing the command) unless the exit code is `expect`
+    (None accepts any). Returns (code, stdout bytes, stderr text)."""
+    done = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    stderr = done.stderr.decode("utf-8", "replace")
+    if expect is not None and done.returncode != expect:
+        raise CheckFailed(f"exit code {done.returncode}, expected {expect}\n"
+                          f"  command: {shlex.join(cmd)}\n  stderr: {stderr.strip()[:800]}")
+    return done.returncode, done.stdout, stderr
 
 
 def run_checks(checks):

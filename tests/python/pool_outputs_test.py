@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shlex
-import subprocess
 import sys
 import zipfile
 
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pool_vs_torch_test as ref_lib  # noqa: E402  the float64 torch reference and tolerances
-from named_checks import CheckFailed, require, run_in_temporary_folder  # noqa: E402
+from named_checks import require, run_command, run_in_temporary_folder  # noqa: E402
 
 FEATPOOL = ""
 TIMEOUT_S = 120
@@ -46,13 +45,7 @@ def featpool(*args, expect=0):
 
     expect=None accepts any code. Returns (code, stdout bytes, stderr text).
     """
-    cmd = [FEATPOOL, *args]
-    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S)
-    stderr = done.stderr.decode("utf-8", "replace")
-    if expect is not None and done.returncode != expect:
-        raise CheckFailed(f"exit code {done.returncode}, expected {expect}\n"
-                          f"  command: {shlex.join(cmd)}\n  stderr: {stderr.strip()[:800]}")
-    return done.returncode, done.stdout, stderr
+    return run_command([FEATPOOL, *args], expect, TIMEOUT_S)
 
 
 def h5_datasets(path):
