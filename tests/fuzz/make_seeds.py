@@ -14,6 +14,8 @@ are left alone):
   hdf5_list   the sample HDF5 files, and miniatures of them (same types,
               chunking, filters and attributes), in the earliest and the latest
               HDF5 file format
+  safetensors the sample safetensors files, and miniatures of them, with and
+              without metadata
   arguments   --size, --layout and FILE:NAME values, one "SIZE\\nLAYOUT\\nNAME"
               a file, with the names of the samples' tensors
 
@@ -30,7 +32,11 @@ import zipfile
 import h5py
 import numpy as np
 
-TARGETS = ("arguments", "hdf5_list", "npy_header", "npy_pool", "npz")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import safetensors_files  # noqa: E402
+
+TARGETS = ("arguments", "hdf5_list", "npy_header", "npy_pool", "npz", "safetensors")
 
 # Sample NPY files up to this size are seeds as they are.
 SMALL_FILE_BYTES = 8192
@@ -167,6 +173,18 @@ def h5_seeds(samples, out):
                         copy_dataset(item, target)
 
 
+def safetensors_seeds(samples, out):
+    for name, stem, path, whole in samples_of(samples, ".safetensors"):
+        write(out["safetensors"], name, whole)
+        header, data = safetensors_files.read(path)
+        members = {key: miniature(safetensors_files.array_of(entry, data))
+                   for key, entry in header.items() if key != "__metadata__"}
+        write(out["safetensors"], f"mini_{stem}.safetensors",
+              safetensors_files.file_bytes(members, header.get("__metadata__")))
+        write(out["safetensors"], f"mini_{stem}_bare.safetensors",
+              safetensors_files.file_bytes(members))
+
+
 def tensor_names(samples):
     """Every tensor name in the sample NPZ and HDF5 files, as FILE:NAME takes it."""
     names = []
@@ -202,6 +220,7 @@ def main():
     npy_seeds(samples, out)
     npz_seeds(samples, out)
     h5_seeds(samples, out)
+    safetensors_seeds(samples, out)
     argument_seeds(samples, out)
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import h5py
 import numpy as np
 
 import bad_files
+import safetensors_files
 
 FEATPOOL = ""
 SAMPLES = ""
@@ -342,6 +344,126 @@ class Npz(Case):
         np.testing.assert_array_equal(np.load(out), np.zeros((32, 256, 1, 1), np.float32))
         self.assertEqual(os.listdir(self.out), ["o.npy"])
         self.assert_inputs_untouched()
+
+
+class Safetensors(Case):
+    """Malformed safetensors files: refused from the header, before any data is read."""
+
+    def header_file(self, name, header, data=b""):
+        """A file of `header` (a dict, or bytes taken as they are) and `data`."""
+        text = header if isinstance(header, bytes) else safetensors_files.header_bytes(header)
+        return self.make(name, struct.pack("<Q", len(text)) + text + data)
+
+    def one_tensor(self, name, **entry):
+        """A file whose one tensor x is an F32 (2, 3) at [0, 24), with `entry`'s changes."""
+        fields = {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24], **entry}
+        return self.header_file(name, {"x": fields}, bytes(24))
+
+    def test_file_shorter_than_the_length_field(self):
+        x = self.make("short.safetensors", b"\x10\x00\x00")
+        self.assert_refused(x, x, "truncated header: the 8-byte length is cut off (file has 3)")
+
+    def test_header_over_the_format_limit(self):
+        x = self.make("long.safetensors", struct.pack("<Q", 100_000_001) + b"{}")
+        line = (f"featpool: error: {x}: header is 100000001 bytes, over the format's limit of "
+                "100000000\n")
+        self.assert_stays_small(["inspect", x], 1, line)
+        self.assert_refused(x, x, "header is 100000001 bytes, over the format's limit of 100000000")
+
+    def test_header_longer_than_the_file(self):
+        x = self.make("cut.safetensors", struct.pack("<Q", 64) + b'{"x":')
+        self.assert_refused(x, x, "truncated header: expected 64 bytes, file has 5")
+
+    def test_header_that_is_not_an_object(self):
+        x = self.header_file("list.safetensors", b"[1, 2]  ")
+        self.assert_refused(x, x, "malformed header: it does not begin with '{'")
+
+    def test_header_that_is_not_json(self):
+        x = self.header_file("bad.safetensors", b'{"x": }')
+        self.assert_refused(x, x, "malformed header: not valid JSON (at byte 7)")
+
+    def test_header_that_is_not_utf8(self):
+        x = self.header_file("latin1.safetensors", b'{"caf\xe9": 1}')
+        self.assert_refused(x, x, "malformed header: not valid JSON (at byte 7)")
+
+    def test_header_nested_too_deep(self):
+        x = self.header_file("deep.safetensors", b'{"x": {"shape": [[[[1]]]]}}')
+        self.assert_refused(x, x, "malformed header: nested deeper than a safetensors header is")
+
+    def test_entry_without_data_offsets(self):
+        x = self.header_file("partial.safetensors", {"x": {"dtype": "F32", "shape": [2]}})
+        self.assert_refused(x, f"{x}:x", "malformed header: no 'data_offsets'")
+
+    def test_unknown_dtype(self):
+        x = self.one_tensor("f7.safetensors", dtype="F7")
+        self.assert_refused(x, f"{x}:x", 'unknown dtype "F7"')
+
+    def test_negative_dimension(self):
+        x = self.one_tensor("neg.safetensors", shape=[-2, 3])
+        self.assert_refused(x, f"{x}:x", "malformed header: 'shape' holds something other than "
+                                         "a non-negative integer")
+
+    def test_more_dimensions_than_numpy_allows(self):
+        x = self.one_tensor("rank.safetensors", shape=[1] * 33, data_offsets=[0, 4])
+        self.assert_refused(x, f"{x}:x", "shape has 33 dimensions, more than the 32 numpy allows")
+
+    def test_shape_whose_size_overflows(self):
+        x = self.one_tensor("huge.safetensors", shape=[2 ** 32, 2 ** 32, 2])
+        self.assert_refused(x, f"{x}:x", "shape is too large: its size overflows 64 bits")
+
+    def test_offsets_that_run_backwards(self):
+        x = self.one_tensor("back.safetensors", data_offsets=[24, 0])
+        self.assert_refused(x, f"{x}:x", "data_offsets [24, 0] end before they begin")
+
+    def test_offsets_shorter_than_the_shape(self):
+        x = self.one_tensor("less.safetensors", data_offsets=[0, 20])
+        self.assert_refused(x, f"{x}:x", "data_offsets [0, 20] hold 20 bytes, but shape [2,3] "
+                                         "of F32 needs 24")
+
+    def test_offsets_past_the_end_of_the_file(self):
+        x = self.header_file("past.safetensors",
+                             {"x": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}},
+                             bytes(16))
+        self.assert_refused(x, f"{x}:x", "data_offsets [0, 24] run past the end of the data "
+                                         "(16 bytes)")
+
+    def test_overlapping_offsets(self):
+        entry = {"dtype": "F32", "shape": [2, 3]}
+        x = self.header_file("overlap.safetensors",
+                             {"a": {**entry, "data_offsets": [0, 24]},
+                              "b": {**entry, "data_offsets": [16, 40]}}, bytes(40))
+        self.assert_refused(x, f"{x}:b", "data_offsets [16, 40] overlap those of 'a', [0, 24]")
+
+    def test_metadata_that_is_not_strings(self):
+        x = self.header_file("meta.safetensors", {"__metadata__": {"epoch": 3}})
+        self.assert_refused(x, x, "malformed header: __metadata__ is not strings by name")
+
+    def test_tensor_name_with_a_line_break(self):
+        x = self.header_file("newline.safetensors",
+                             {"a\nb": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}},
+                             bytes(1))
+        self.assert_refused(x, x, 'tensor name "a\\nb" contains a control character')
+
+    def test_tensor_with_an_empty_name(self):
+        x = self.header_file("empty_name.safetensors",
+                             {"": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, bytes(1))
+        self.assert_refused(x, x, "a tensor has an empty name")
+
+    def test_truncated_at_every_byte(self):
+        """Every prefix of a small valid file is refused in one line, never a crash."""
+        whole = safetensors_files.file_bytes(
+            {"a": np.arange(6, dtype=np.float32).reshape(1, 2, 3),
+             "b": np.arange(4, dtype=np.uint8)}, {"format": "pt"})
+        x = self.path("cut.safetensors")
+        for end in range(len(whole)):
+            Path(x).write_bytes(whole[:end])
+            code, out, err = run("inspect", x)
+            self.assertEqual((code, out), (1, b""), f"cut at {end}")
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertTrue(err.startswith(f"featpool: error: {x}"), err)
+        Path(x).write_bytes(whole)
+        code, _, err = run("inspect", x)
+        self.assertEqual((code, err), (0, ""))
 
 
 class Hdf5(Case):
