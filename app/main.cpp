@@ -84,8 +84,8 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
                    "FILE, FILE:NAME (globs allowed), a directory, or - for an NPY stream")
       ->required();
   pool->add_option("-o,--output", options.output,
-                   "out.npy, out.npz, out.h5, out.csv, out.tsv (rows of samples), a directory "
-                   "(existing or ending in /), or -")
+                   "out.npy, out.npz, out.h5, out.safetensors, out.csv, out.tsv (rows of samples), "
+                   "a directory (existing or ending in /), or -")
       ->required();
   pool->add_option("--op", flags.op,
                    "avg, max, sum or min of each window; avgmax: (avg + max) / 2; catavgmax: "
@@ -107,13 +107,14 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
                    "l2: divide each feature vector (along C, or each sample's with --flatten or "
                    "a pyramid) by its L2 norm")
       ->type_name("l2");
-  pool->add_flag("--indices", options.indices,
-                 "With --op max: also each window's argmax (int64 offsets into the input's "
-                 "spatial plane, PyTorch's return_indices) as NAME_indices; .h5, .npz or a "
-                 "directory");
+  pool->add_flag(
+      "--indices", options.indices,
+      "With --op max: also each window's argmax (int64 offsets into the input's "
+      "spatial plane, PyTorch's return_indices) as NAME_indices; .h5, .npz, .safetensors "
+      "or a directory");
   pool->add_option("--dtype", flags.dtype, "auto, float16, float32 or float64")
       ->capture_default_str();
-  pool->add_option("--format", flags.format, "For directory outputs: npy, npz or h5");
+  pool->add_option("--format", flags.format, "For directory outputs: npy, npz, h5 or safetensors");
   pool->add_option("--name", options.name_globs, "Only tensors whose name matches GLOB")
       ->type_name("GLOB")
       ->allow_extra_args(false);
@@ -138,10 +139,13 @@ void declare_pool(CLI::App& app, featpool::pool_options& options, pool_flags& fl
 
 void declare_merge(CLI::App& app, featpool::merge_options& options) {
   auto* merge = app.add_subcommand(
-      "merge", "Copy the tensors of many files (pooled outputs, shards) into one .h5 or .npz");
+      "merge",
+      "Copy the tensors of many files (pooled outputs, shards) into one .h5, .npz or "
+      ".safetensors");
   merge->add_option("INPUT", options.inputs, "FILE, FILE:NAME (globs allowed) or a directory")
       ->required();
-  merge->add_option("-o,--output", options.output, "out.h5, out.hdf5 or out.npz")->required();
+  merge->add_option("-o,--output", options.output, "out.h5, out.hdf5, out.npz or out.safetensors")
+      ->required();
   merge->add_flag("--force", options.force, "Overwrite an existing output");
   merge->add_flag("--sync", options.sync, "fsync the output and its folder");
   merge->add_flag("-q,--quiet", options.quiet, "No summary line");
