@@ -15,7 +15,6 @@ Needs Debian's interpreter (/usr/bin/python3) with numpy and h5py.
 The last line is `csv_output_test: N passed, M failed`; the exit code is 1 on any failure.
 """
 
-import argparse
 import csv
 import io
 import json
@@ -28,7 +27,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from named_checks import require, run_command, run_in_temporary_folder  # noqa: E402
+from named_checks import command_line, require, run_command, run_in_temporary_folder  # noqa: E402,E501
 
 FEATPOOL = ""
 TIMEOUT_S = 60
@@ -325,11 +324,8 @@ def check_pyramid_rows(tmp):
 
 def main():
     global FEATPOOL
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("featpool")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    FEATPOOL = os.path.abspath(args.featpool)
+    args = command_line(__doc__)
+    FEATPOOL = args.featpool
     return run_in_temporary_folder("csv_output_test", args.keep, all_checks)
 
 

@@ -1,6 +1,8 @@
 """Named checks, run one after another: a failed or crashing check is reported and the
 run goes on, so one run shows every failure. Shared by the output tests."""
 
+import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -16,6 +18,18 @@ class CheckFailed(Exception):
 def require(condition, message):
     if not condition:
         raise CheckFailed(message)
+
+
+def command_line(doc, add_arguments=lambda parser: None):
+    """An output test's arguments: FEATPOOL (made absolute), --keep, and what
+    add_arguments(parser) adds."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("featpool")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    add_arguments(parser)
+    args = parser.parse_args()
+    args.featpool = os.path.abspath(args.featpool)
+    return args
 
 
 def run_command(cmd, expect=0, timeout=120):

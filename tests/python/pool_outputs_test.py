@@ -15,7 +15,6 @@ Needs Debian's interpreter (/usr/bin/python3): numpy, h5py and torch from Debian
 The last line is `pool_outputs_test: N passed, M failed`; the exit code is 1 on any failure.
 """
 
-import argparse
 import hashlib
 import io
 import json
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pool_vs_torch_test as ref_lib  # noqa: E402  the float64 torch reference and tolerances
-from named_checks import require, run_command, run_in_temporary_folder  # noqa: E402
+from named_checks import command_line, require, run_command, run_in_temporary_folder  # noqa: E402,E501
 
 FEATPOOL = ""
 TIMEOUT_S = 120
@@ -425,13 +424,10 @@ def determinism_checks(tmp):
 
 def main():
     global FEATPOOL
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("featpool")
     here = os.path.dirname(os.path.abspath(__file__))
-    parser.add_argument("--golden", default=os.path.join(here, "..", "golden"))
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    FEATPOOL = os.path.abspath(args.featpool)
+    args = command_line(__doc__, lambda parser: parser.add_argument(
+        "--golden", default=os.path.join(here, "..", "golden")))
+    FEATPOOL = args.featpool
     torch.set_num_threads(1)
     return run_in_temporary_folder("pool_outputs_test", args.keep,
                                    lambda tmp: all_checks(os.path.abspath(args.golden), tmp))

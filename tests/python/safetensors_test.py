@@ -16,7 +16,6 @@ Needs Debian's interpreter (/usr/bin/python3) with numpy and torch.
 The last line is `safetensors_test: N passed, M failed`; the exit code is 1 on any failure.
 """
 
-import argparse
 import json
 import os
 import struct
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_files  # noqa: E402
-from named_checks import require, run_command, run_in_temporary_folder  # noqa: E402
+from named_checks import command_line, require, run_command, run_in_temporary_folder  # noqa: E402,E501
 
 FEATPOOL = ""
 RNG = np.random.default_rng(20261205)
@@ -215,11 +214,8 @@ def check_directory_and_merge(tmp):
 
 def main():
     global FEATPOOL
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("featpool")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    FEATPOOL = os.path.abspath(args.featpool)
+    args = command_line(__doc__)
+    FEATPOOL = args.featpool
     return run_in_temporary_folder("safetensors_test", args.keep, lambda tmp: [
         ("every dtype against torch (avg, max, gem)",
          lambda: check_every_dtype_against_torch(tmp)),
