@@ -10,6 +10,8 @@ std::string_view file_format_name(file_format format) {
       return "npz";
     case file_format::hdf5:
       return "hdf5";
+    case file_format::torch:
+      return "pt";
   }
   return "npy";
 }

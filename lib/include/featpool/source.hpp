@@ -1,7 +1,7 @@
 #pragma once
 // The format-neutral view of a tensor file: what it holds (tensor_info) and
-// how to stream one tensor's elements (block_reader). The npy, npz and hdf5
-// modules implement tensor_source; everything downstream of discovery sees
+// how to stream one tensor's elements (block_reader). The npy, npz, hdf5 and
+// torch_pt modules implement tensor_source; everything downstream of discovery sees
 // only these types.
 
 #include <cstddef>
@@ -18,7 +18,7 @@
 
 namespace featpool {
 
-enum class file_format { npy, npz, hdf5 };
+enum class file_format { npy, npz, hdf5, torch };
 
 // Memory order of the elements as stored: C (last axis fastest) or Fortran.
 enum class memory_order { c, fortran };
@@ -34,7 +34,7 @@ inline constexpr std::size_t kMaxRank = 32;
 
 struct tensor_info {
   std::string file;  // the path as the user named it
-  std::string name;  // HDF5 dataset path, NPZ member, or NPY stem
+  std::string name;  // HDF5 dataset path, NPZ member, NPY stem, or a torch.save container path
   file_format format = file_format::npy;
   std::vector<std::uint64_t> shape;  // empty for a scalar
   std::optional<dtype> type;         // set only for numeric (poolable) tensors
