@@ -82,12 +82,23 @@ TEST_CASE("storage_view_reader: views in C order of their shape") {
 }
 
 TEST_CASE("storage_view_reader: a transpose over many blocks, read once per block") {
-  // 1500 x 1500 int32 transposed: 2.25 million elements, three gathering blocks.
+  // 1500 x 1500 int32 transposed: 2.25 million elements, three gathering
+  // blocks, each spanning 9 MB of the storage, read whole.
   counting_storage storage(1500 * 1500);
   storage_view view{0, {1500, 1500}, {1, 1500}, 4};
   auto reader = make_storage_view_reader(storage.opener(), view, "f.pt", "t");
   CHECK(read_all(*reader) == expected(view));
   CHECK(storage.opened == 3);
+}
+
+TEST_CASE("storage_view_reader: blocks spanning more than 16 MiB are gathered in order") {
+  // 2100 x 2100 int32 transposed: each block spans 17.6 MB, so its addresses
+  // are sorted and taken in 1 MiB pieces.
+  counting_storage storage(2100 * 2100);
+  storage_view view{0, {2100, 2100}, {1, 2100}, 4};
+  auto reader = make_storage_view_reader(storage.opener(), view, "f.pt", "t");
+  CHECK(read_all(*reader) == expected(view));
+  CHECK(storage.opened == 5);
 }
 
 TEST_CASE("storage_view_reader: a permute that moves forward reads its storage once") {

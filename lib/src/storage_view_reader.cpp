@@ -86,8 +86,9 @@ class contiguous_reader final : public view_reader_base {
 };
 
 // Any other view, a block at a time: the block's storage addresses are
-// listed in C order of the view, sorted, and gathered in one forward pass
-// over the part of the storage they span, read in pieces. The stream is read
+// listed in C order of the view; the part of the storage they span is read
+// whole when it takes at most 16 MiB, otherwise the addresses are sorted and
+// gathered in one forward pass over that part, read in 1 MiB pieces. The stream is read
 // again from the start only when a block begins behind where the previous
 // one ended, so a view that moves forward (slices, permutes within a sample)
 // reads its storage about once; a transpose reads it once per block.
@@ -108,10 +109,20 @@ class gathering_reader final : public view_reader_base {
         static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, block_.size() / item));
     addresses_.resize(elements);
     bool ascending = true;
+    std::uint64_t lowest = address_, highest = address_;
     for (std::size_t i = 0; i < elements; ++i) {
       addresses_[i] = address_;
       ascending = ascending && (i == 0 || addresses_[i - 1] <= address_);
+      lowest = std::min(lowest, address_);
+      highest = std::max(highest, address_);
       advance();
+    }
+    if ((highest - lowest) < kSpanBytes / item) {
+      // The block's part of the storage fits in memory (a permute within
+      // samples, a slice): read it whole and pick the elements, unsorted.
+      load(lowest, highest - lowest + 1);
+      for (std::size_t i = 0; i < elements; ++i) copy_element(i);
+      return finish_block(elements);
     }
     order_.resize(elements);
     for (std::size_t i = 0; i < elements; ++i) order_[i] = static_cast<std::uint32_t>(i);
@@ -119,11 +130,13 @@ class gathering_reader final : public view_reader_base {
       std::sort(order_.begin(), order_.end(),
                 [&](std::uint32_t a, std::uint32_t b) { return addresses_[a] < addresses_[b]; });
     }
+    const std::uint64_t piece_elements = std::max<std::size_t>(1, kPieceBytes / item);
     for (auto i : order_) {
       std::uint64_t address = addresses_[i];
-      if (address < piece_first_ || address >= piece_first_ + piece_count_) load_piece(address);
-      std::memcpy(block_.data() + std::size_t{i} * item,
-                  piece_.data() + static_cast<std::size_t>(address - piece_first_) * item, item);
+      if (address < piece_first_ || address >= piece_first_ + piece_count_) {
+        load(address, std::min(piece_elements, view_end() - address));
+      }
+      copy_element(i);
     }
     return finish_block(elements);
   }
@@ -132,8 +145,18 @@ class gathering_reader final : public view_reader_base {
   // Elements a block gathers at most: its addresses and their order take
   // 12 bytes an element besides the block itself.
   static constexpr std::uint64_t kMaxGatherElements = std::uint64_t{1} << 20;
-  // Bytes of storage read at once.
+  // Bytes of storage read at once when a block's addresses are sorted.
   static constexpr std::size_t kPieceBytes = std::size_t{1} << 20;
+  // A block whose addresses span at most this many bytes of the storage
+  // reads that span whole instead.
+  static constexpr std::size_t kSpanBytes = std::size_t{16} << 20;
+
+  void copy_element(std::size_t i) {
+    const std::size_t item = view_.item_size;
+    std::memcpy(block_.data() + i * item,
+                piece_.data() + static_cast<std::size_t>(addresses_[i] - piece_first_) * item,
+                item);
+  }
 
   // The next element in C order of the view's shape. The address may wrap
   // around 64 bits in between; it is right again once an axis rolls over.
@@ -146,17 +169,16 @@ class gathering_reader final : public view_reader_base {
     }
   }
 
-  // Reads the storage from element `first` on into the piece, reading it
-  // again from its start when `first` lies behind what was read.
-  void load_piece(std::uint64_t first) {
+  // Reads `count` elements of the storage from element `first` on into the
+  // piece, reading it again from its start when `first` lies behind what
+  // was read.
+  void load(std::uint64_t first, std::uint64_t count) {
     if (!stream_ || first < stream_position_) {
       stream_ = open_();
       stream_position_ = 0;
     }
     const std::size_t item = view_.item_size;
     skip(*stream_, (first - stream_position_) * item, file_, tensor_);
-    std::uint64_t capacity = std::max<std::size_t>(1, kPieceBytes / item);
-    auto count = std::min<std::uint64_t>(capacity, view_end() - first);
     piece_.resize(static_cast<std::size_t>(count * item));
     read_exactly(*stream_, piece_, file_, tensor_);
     piece_first_ = first;

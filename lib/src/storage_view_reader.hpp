@@ -7,8 +7,8 @@
 // a permute, a slice of an inner axis, a broadcast stride of 0) is gathered
 // block by block, each block's elements taken in one forward pass over the
 // part of the storage they lie in. Memory is a block and its bookkeeping
-// (about 16 bytes an element, at most a million elements) plus a 1 MiB
-// piece of the storage, whatever the tensor's size. A view that moves
+// (about 16 bytes an element, at most a million elements) plus at most
+// 16 MiB of the storage, whatever the tensor's size. A view that moves
 // forward through its storage reads it about once; one that jumps back and
 // forth across all of it (a transpose) reads it once per block: correct,
 // but slow for storages of gigabytes.
