@@ -4,8 +4,6 @@
 #include <array>
 #include <cstring>
 
-#include <fmt/format.h>
-
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
 

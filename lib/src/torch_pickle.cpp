@@ -19,8 +19,6 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstring>
-#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>

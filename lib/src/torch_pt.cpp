@@ -28,7 +28,6 @@
 
 #include "featpool/torch_pt.hpp"
 
-#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
