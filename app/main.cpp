@@ -68,7 +68,10 @@ void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
   inspect->add_flag("--json", options.json, "Print one JSON array instead of aligned text");
   inspect->add_flag("--stats", options.stats,
                     "Add min, max, mean, std of the finite values and NaN/Inf counts");
-  inspect->add_flag("--attrs", options.attrs, "Add each HDF5 dataset's attributes");
+  inspect->add_flag(
+      "--attrs", options.attrs,
+      "Add each HDF5 dataset's attributes, a safetensors file's metadata, and where each .pt "
+      "tensor lies");
   inspect
       ->add_option("--name", options.name_globs,
                    "Only tensors whose name matches GLOB (repeatable)")
@@ -179,7 +182,9 @@ int main(int argc, char** argv) {
   // as SPEC says, even when the parent ignored SIGPIPE: the write would
   // otherwise fail with EPIPE and be reported as an error.
   std::signal(SIGPIPE, SIG_DFL);
-  CLI::App app{"featpool: inspect and pool saved feature maps (NPY, NPZ, HDF5)", "featpool"};
+  CLI::App app{
+      "featpool: inspect and pool saved feature maps (NPY, NPZ, HDF5, safetensors, PyTorch .pt)",
+      "featpool"};
   app.set_version_flag("--version", std::string(featpool::kVersion));
   app.require_subcommand(1);
   app.footer(kFooter);

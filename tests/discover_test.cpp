@@ -113,8 +113,9 @@ TEST_CASE("discover: files are opened by their contents, not their extension") {
 
   input.path = testing::write_file(dir.file("text.bin"), "hello");
   input.display = input.path;
-  CHECK_THROWS_WITH_AS(open_input(input),
-                       (input.path + ": not an NPY, NPZ, HDF5 or safetensors file").c_str(), error);
+  CHECK_THROWS_WITH_AS(
+      open_input(input),
+      (input.path + ": not an NPY, NPZ, HDF5, safetensors or PyTorch file").c_str(), error);
 }
 
 }  // namespace

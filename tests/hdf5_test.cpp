@@ -902,6 +902,8 @@ featpool::pooled_tensor make_tensor(dtype type, std::vector<std::uint64_t> shape
         put(tensor.data, i, value);
         break;
       }
+      case dtype::bfloat16:  // pooled as float32: never an output's dtype
+        throw std::logic_error("no pooled tensor is bfloat16");
     }
   }
   return tensor;

@@ -23,6 +23,7 @@
 #include "featpool/npy.hpp"
 #include "featpool/npz.hpp"
 #include "featpool/safetensors.hpp"
+#include "featpool/torch_pt.hpp"
 
 namespace featpool {
 namespace fs = std::filesystem;
@@ -34,8 +35,13 @@ constexpr std::chrono::seconds kFifoWait{10};
 // How often that wait looks for Ctrl-C, which must end it at once.
 constexpr int kInterruptPollMilliseconds = 100;
 
-constexpr std::array<std::string_view, 5> kTensorExtensions{".npy", ".npz", ".h5", ".hdf5",
-                                                            ".safetensors"};
+constexpr std::array<std::string_view, 7> kTensorExtensions{".npy",         ".npz", ".h5", ".hdf5",
+                                                            ".safetensors", ".pt",  ".pth"};
+
+bool has_torch_extension(const std::string& path) {
+  auto extension = fs::path(path).extension().string();
+  return extension == ".pt" || extension == ".pth";
+}
 
 bool has_tensor_extension(const fs::path& path) {
   auto extension = path.extension().string();
@@ -112,7 +118,30 @@ std::unique_ptr<tensor_source> open_stream(const input_file& input) {
                          fs::path(input.path).stem().string());
 }
 
-enum class sniffed { npy, zip, hdf5, unknown };
+enum class sniffed { npy, zip, torch_zip, legacy_torch, hdf5, unknown };
+
+// Where a tar archive says "ustar" (POSIX.1-1988): torch.save's oldest
+// format (torch < 0.4) is a tar archive.
+constexpr std::size_t kTarMagicOffset = 257;
+
+// Bytes read to tell formats apart: enough for a zip's first local header
+// and the name of its first record (torch.save writes data.pkl first), and
+// for a tar header's magic.
+constexpr std::size_t kSniffBytes = 512;
+
+// Whether a zip's first record is "<folder>/data.pkl", as in every file
+// torch.save writes: such a zip is read as PyTorch's whatever its name
+// (Hugging Face's pytorch_model.bin is one).
+bool first_record_is_data_pkl(std::span<const std::byte> head) {
+  constexpr std::size_t kNameLengthAt = 26, kNameAt = 30;  // in a local file header
+  if (head.size() < kNameAt) return false;
+  auto length = std::to_integer<std::size_t>(head[kNameLengthAt]) |
+                std::to_integer<std::size_t>(head[kNameLengthAt + 1]) << 8;
+  if (head.size() < kNameAt + length) return false;
+  std::string_view name(reinterpret_cast<const char*>(head.data() + kNameAt), length);
+  auto slash = name.find('/');
+  return slash != std::string_view::npos && name.substr(slash) == "/data.pkl";
+}
 
 // What a file's first bytes say it is, and the file itself, still at offset
 // 0, so the NPY reader goes on without opening it again.
@@ -125,11 +154,22 @@ sniffed_file sniff(const std::string& path, const std::string& display) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw error(display, std::strerror(errno));
   sniffed_file result{sniffed::unknown, std::make_unique<fd_stream>(fd, display, true)};
-  std::array<std::byte, 8> magic{};
+  // Reading past 8 bytes is only needed for zips and PyTorch's files; a
+  // device such as /dev/zero is not read further than that.
+  bool torch_extension = has_torch_extension(path);
+  std::array<std::byte, kSniffBytes> magic{};
+  std::size_t want = torch_extension ? magic.size() : 8;
   ssize_t got;
   do {
-    got = ::pread(fd, magic.data(), magic.size(), 0);
+    got = ::pread(fd, magic.data(), want, 0);
   } while (got < 0 && errno == EINTR);
+  if (got >= 4 && std::memcmp(magic.data(), "PK\x03\x04", 4) == 0 && !torch_extension) {
+    ssize_t more;
+    do {
+      more = ::pread(fd, magic.data() + got, magic.size() - static_cast<std::size_t>(got), got);
+    } while (more < 0 && errno == EINTR);
+    if (more > 0) got += more;
+  }
   if (got < 0) throw error(display, std::strerror(errno));
   if (got == 0) throw error(display, "empty file");
   auto starts_with = [&](std::string_view prefix) {
@@ -139,7 +179,15 @@ sniffed_file sniff(const std::string& path, const std::string& display) {
   if (starts_with("\x93NUMPY")) {
     result.kind = sniffed::npy;
   } else if (starts_with("PK\x03\x04") || starts_with("PK\x05\x06")) {
-    result.kind = sniffed::zip;
+    auto head = std::span(magic).first(static_cast<std::size_t>(got));
+    result.kind =
+        torch_extension || first_record_is_data_pkl(head) ? sniffed::torch_zip : sniffed::zip;
+  } else if (starts_like_legacy_torch(std::span(magic).first(static_cast<std::size_t>(got))) ||
+             (torch_extension &&
+              (starts_with("\x80") ||
+               (static_cast<std::size_t>(got) >= kTarMagicOffset + 5 &&
+                std::memcmp(magic.data() + kTarMagicOffset, "ustar", 5) == 0)))) {
+    result.kind = sniffed::legacy_torch;
   } else if (starts_with("\x89HDF\r\n\x1a\n")) {
     result.kind = sniffed::hdf5;
   }
@@ -229,6 +277,10 @@ std::unique_ptr<tensor_source> open_input(const input_file& input) {
       return open_npy_file(std::move(file.opened), input.path);
     case sniffed::zip:
       return open_npz_file(input.path);
+    case sniffed::torch_zip:
+      return open_torch_file(input.path);
+    case sniffed::legacy_torch:
+      throw error(input.display, kLegacyTorchReason);
     case sniffed::hdf5:
       return open_hdf5_file(input.path);
     case sniffed::unknown:
@@ -239,7 +291,10 @@ std::unique_ptr<tensor_source> open_input(const input_file& input) {
   if (extension == ".h5" || extension == ".hdf5") return open_hdf5_file(input.path);
   if (extension == ".npz") throw error(input.display, "not an NPZ file (no zip signature)");
   if (extension == ".npy") throw error(input.display, "not an NPY file (bad magic)");
-  throw error(input.display, "not an NPY, NPZ, HDF5 or safetensors file");
+  if (has_torch_extension(input.path)) {
+    throw error(input.display, "not a PyTorch file (no zip signature)");
+  }
+  throw error(input.display, "not an NPY, NPZ, HDF5, safetensors or PyTorch file");
 }
 
 std::string without_leading_slash(const std::string& name) {

@@ -13,12 +13,13 @@ struct dtype_entry {
 };
 
 constexpr std::array kDtypes{
-    dtype_entry{dtype::bool_, "bool", 1},      dtype_entry{dtype::int8, "int8", 1},
-    dtype_entry{dtype::int16, "int16", 2},     dtype_entry{dtype::int32, "int32", 4},
-    dtype_entry{dtype::int64, "int64", 8},     dtype_entry{dtype::uint8, "uint8", 1},
-    dtype_entry{dtype::uint16, "uint16", 2},   dtype_entry{dtype::uint32, "uint32", 4},
-    dtype_entry{dtype::uint64, "uint64", 8},   dtype_entry{dtype::float16, "float16", 2},
-    dtype_entry{dtype::float32, "float32", 4}, dtype_entry{dtype::float64, "float64", 8},
+    dtype_entry{dtype::bool_, "bool", 1},        dtype_entry{dtype::int8, "int8", 1},
+    dtype_entry{dtype::int16, "int16", 2},       dtype_entry{dtype::int32, "int32", 4},
+    dtype_entry{dtype::int64, "int64", 8},       dtype_entry{dtype::uint8, "uint8", 1},
+    dtype_entry{dtype::uint16, "uint16", 2},     dtype_entry{dtype::uint32, "uint32", 4},
+    dtype_entry{dtype::uint64, "uint64", 8},     dtype_entry{dtype::float16, "float16", 2},
+    dtype_entry{dtype::float32, "float32", 4},   dtype_entry{dtype::float64, "float64", 8},
+    dtype_entry{dtype::bfloat16, "bfloat16", 2},
 };
 
 const dtype_entry& entry(dtype type) { return kDtypes[static_cast<std::size_t>(type)]; }

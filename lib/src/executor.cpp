@@ -14,6 +14,7 @@
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "featpool/bfloat16.hpp"
 #include "featpool/byte_stream.hpp"
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
@@ -248,7 +249,7 @@ struct executor::state {
 
   pooled_output pool_tensor(const planned_tensor& p) {
     auto& source = source_for(*p.input);
-    auto reader = source.open(p.tensor_index);
+    auto reader = open_computed(source, p.tensor_index);
     pooler kernel(p.info, p.request);
     auto raw = reader->raw();
     int threads = p.info.nbytes < kParallelBytes ? 1 : p.request.threads;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "featpool/bfloat16.hpp"
 #include "featpool/discover.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
@@ -164,8 +165,8 @@ int run_inspect(const std::vector<std::string>& inputs, const inspect_options& o
           if (options.attrs) tensor.attributes = source->attributes(index);
           if (options.stats && tensor.info.numeric()) {
             try {
-              auto reader = source->open(index);
-              tensor.stats = compute_stats(*reader, *tensor.info.type);
+              auto reader = open_computed(*source, index);
+              tensor.stats = compute_stats(*reader, computed_type(*tensor.info.type));
             } catch (const error& failure) {
               report(failure);
             }

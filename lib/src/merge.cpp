@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "featpool/bfloat16.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
 #include "featpool/file_identity.hpp"
@@ -123,7 +124,7 @@ class merger {
         const auto& tensors = source->tensors();
         bool holds_many = !tensors.empty() && tensors.front().format != file_format::npy;
         for (auto t : select_tensors(tensors, files_[f], {})) {
-          auto info = tensors[t];
+          auto info = computed_info(tensors[t]);
           info.file = files_[f].display;
           if (!info.numeric()) {
             failures_.push_back(error_line(error(
@@ -206,7 +207,7 @@ class merger {
     tensor.shape = e.info.shape;
     tensor.type = *e.info.type;
     tensor.data.reserve(e.info.nbytes);
-    auto reader = source.open(e.tensor);
+    auto reader = open_computed(source, e.tensor);
     for (auto block = reader->next(); !block.empty(); block = reader->next()) {
       check_interrupt();
       tensor.data.insert(tensor.data.end(), block.begin(), block.end());

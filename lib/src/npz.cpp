@@ -34,19 +34,14 @@
 
 #include "featpool/npz.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
 
+#include "zip_members.hpp"
 #include <fmt/format.h>
 
 #include "featpool/byte_stream.hpp"
@@ -57,168 +52,7 @@
 namespace featpool {
 namespace {
 
-using zip_archive_ptr = std::unique_ptr<zip_reader>;
-
-// Compression methods whose output is bounded by their input: stored data
-// is itself, and deflate turns a byte into at most 1032 (a 258-byte match
-// in two bits).
-constexpr std::uint16_t kStored = 0;
-constexpr std::uint16_t kDeflated = 8;
-constexpr std::uint64_t kMaxDeflateRatio = 1032;
-
-// Opens `path` read-only for libzip; `bytes`, when given, receives its size.
-// The descriptor is opened by featpool so that a missing file reads "No such
-// file or directory" rather than libzip's "No such file", and so that an
-// empty file, which libzip 1.7 calls "not a zip archive", is named for what
-// it is.
-zip_archive_ptr open_zip_archive(const std::string& path, std::uint64_t* bytes = nullptr) {
-  // O_NONBLOCK: opening a FIFO by mistake must not wait for a writer.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw error(path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int saved = errno;
-    ::close(fd);
-    throw error(path, std::strerror(saved));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    if (S_ISDIR(st.st_mode)) throw error(path, std::strerror(EISDIR));
-    throw error(path, "not a regular file: a zip archive cannot be read as a stream");
-  }
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  if (st.st_size == 0) {
-    ::close(fd);
-    throw error(path, "empty file");
-  }
-  if (bytes) *bytes = static_cast<std::uint64_t>(st.st_size);
-  zip_archive_ptr archive;
-  try {
-    archive = open_zip_reader(fd, path);  // owns fd now
-  } catch (const zip_failure& failure) {
-    // Every zip starts with a local file header. One that lost its end (the
-    // central directory) is a truncated archive, not some other kind of file.
-    std::array<char, 4> signature{};
-    bool starts_like_zip = ::pread(fd, signature.data(), signature.size(), 0) == 4 &&
-                           std::memcmp(signature.data(), "PK\x03\x04", 4) == 0;
-    ::close(fd);
-    if (failure.not_a_zip()) {
-      throw error(path, starts_like_zip
-                            ? "truncated zip archive: the central directory at its end is missing"
-                            : "not an NPZ file: not a zip archive");
-    }
-    throw error(path, failure.what());
-  } catch (...) {
-    ::close(fd);  // the module could not be loaded
-    throw;
-  }
-  return archive;
-}
-
-// One member of an open archive, read through libzip. Its size is the
-// uncompressed size in the zip directory, which caps every read; finish()
-// reads to the end so that libzip checks the CRC, and checks the size.
-class zip_member_stream final : public byte_stream {
- public:
-  zip_member_stream(zip_reader& archive, std::uint64_t index, std::uint64_t size, std::string file,
-                    std::string tensor)
-      : size_(size), file_(std::move(file)), tensor_(std::move(tensor)) {
-    try {
-      member_ = archive.open(index);
-    } catch (const zip_failure& failure) {
-      throw error(file_, tensor_, failure.what());
-    }
-  }
-
-  std::size_t read(std::span<std::byte> buffer) override {
-    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size_ - position_));
-    std::size_t done = 0;
-    while (done < want) {
-      std::size_t got = read_member(buffer.subspan(done, want - done));
-      if (got == 0) {
-        // libzip 1.7 checks the CRC at the end of every member but the
-        // length of stored ones only: a deflated member whose size in the
-        // directory is too large shows up here.
-        throw error(file_, tensor_,
-                    fmt::format("damaged zip archive: the member holds {} bytes, the zip "
-                                "directory says {}",
-                                position_ + done, size_));
-      }
-      done += got;
-    }
-    position_ += done;
-    return done;
-  }
-
-  std::optional<std::uint64_t> size() const override { return size_; }
-
-  // Reads what is left of the member (bytes after the NPY data are allowed,
-  // numpy ignores them too) and one byte past its end: libzip verifies the
-  // CRC only when a read reaches the end of the member's data, and a member
-  // that still has data there decompresses to more than the directory says.
-  void finish() {
-    std::array<std::byte, 16384> scratch;
-    while (position_ < size_) read(scratch);
-    if (read_member(std::span(scratch).first(1)) > 0) {
-      throw error(file_, tensor_,
-                  fmt::format("damaged zip archive: the member holds more than the {} bytes the "
-                              "zip directory says",
-                              size_));
-    }
-  }
-
- private:
-  // One read from libzip, its failure naming the file and the tensor.
-  std::size_t read_member(std::span<std::byte> buffer) {
-    try {
-      return member_->read(buffer);
-    } catch (const zip_failure& failure) {
-      throw error(file_, tensor_, failure.what());
-    }
-  }
-
-  std::unique_ptr<zip_member> member_;
-  std::uint64_t size_;
-  std::uint64_t position_ = 0;
-  std::string file_;
-  std::string tensor_;
-};
-
-// The archive handles of one source not in use by a reader. Opening an
-// archive parses its whole central directory, so a reader takes an idle
-// handle when there is one: reading every member of an archive of 5000 then
-// costs one parse rather than 5000 (minutes instead of a second). A handle
-// serves one reader at a time, since libzip's are not thread-safe.
-class archive_pool {
- public:
-  explicit archive_pool(std::string path) : path_(std::move(path)) {}
-
-  zip_archive_ptr take() {
-    {
-      std::lock_guard lock(mutex_);
-      if (!idle_.empty()) {
-        auto archive = std::move(idle_.back());
-        idle_.pop_back();
-        return archive;
-      }
-    }
-    return open_zip_archive(path_);
-  }
-
-  // Keeps `archive` for the next reader. Dropping it instead is harmless.
-  void give_back(zip_archive_ptr archive) noexcept {
-    try {
-      std::lock_guard lock(mutex_);
-      idle_.push_back(std::move(archive));
-    } catch (...) {
-    }
-  }
-
- private:
-  std::string path_;
-  std::mutex mutex_;
-  std::vector<zip_archive_ptr> idle_;
-};
+using namespace detail;
 
 // The NPY reader over a member, with the archive handle it reads from. Once
 // the last element is handed out, the rest of the member is read to check
@@ -281,9 +115,9 @@ bool same_header(const npy_header& a, const npy_header& b) {
 class npz_file_source final : public tensor_source {
  public:
   explicit npz_file_source(std::string path)
-      : path_(std::move(path)), pool_(std::make_shared<archive_pool>(path_)) {
+      : path_(std::move(path)), pool_(std::make_shared<archive_pool>(path_, "NPZ")) {
     std::uint64_t archive_bytes = 0;
-    auto archive = open_zip_archive(path_, &archive_bytes);
+    auto archive = open_zip_archive(path_, "NPZ", &archive_bytes);
     std::uint64_t count = archive->entry_count();
     // Tensor name to the member that gave it, to find duplicates.
     std::unordered_map<std::string, std::string> seen;
@@ -301,8 +135,8 @@ class npz_file_source final : public tensor_source {
       }
       bool npy_suffix = member.ends_with(".npy");
       std::string name = npy_suffix ? member.substr(0, member.size() - 4) : member;
-      check_readable(entry, name);
-      check_sizes(entry, name, archive_bytes);
+      check_member_readable(entry, path_, name);
+      check_member_sizes(entry, path_, name, archive_bytes);
       if (!npy_suffix && !holds_npy_data(*archive, index, entry.size, name)) continue;
       if (auto [it, inserted] = seen.emplace(name, member); !inserted) {
         throw error(path_, name,
@@ -350,39 +184,6 @@ class npz_file_source final : public tensor_source {
   }
 
  private:
-  // Refuses, up front and in plain words, members libzip could not read.
-  void check_readable(const zip_entry& entry, const std::string& name) const {
-    if (entry.encrypted) throw error(path_, name, "encrypted members are not supported");
-    if (entry.unsupported_compression) {
-      throw error(
-          path_, name,
-          fmt::format("compression method {} is not supported", *entry.unsupported_compression));
-    }
-  }
-
-  // The zip directory's sizes against what the archive can hold (see the
-  // top of this file). Other compression methods are held to the first rule
-  // only: bzip2 can shrink data a million times.
-  void check_sizes(const zip_entry& entry, const std::string& name,
-                   std::uint64_t archive_bytes) const {
-    if (entry.compressed_size > archive_bytes) {
-      throw error(path_, name,
-                  fmt::format("damaged zip archive: the zip directory says the member takes {} "
-                              "bytes, the archive has {}",
-                              entry.compressed_size, archive_bytes));
-    }
-    std::uint64_t ratio = entry.method == kStored     ? 1
-                          : entry.method == kDeflated ? kMaxDeflateRatio
-                                                      : 0;
-    if (ratio != 0 && entry.size / ratio > entry.compressed_size) {
-      throw error(path_, name,
-                  fmt::format("damaged zip archive: the zip directory says the member holds {} "
-                              "bytes, more than its {} {} bytes can",
-                              entry.size, entry.compressed_size,
-                              entry.method == kStored ? "stored" : "deflated"));
-    }
-  }
-
   // Whether a member not named ".npy" starts with NPY's magic.
   bool holds_npy_data(zip_reader& archive, std::uint64_t index, std::uint64_t size,
                       const std::string& name) const {

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "featpool/bfloat16.hpp"
 #include "featpool/error.hpp"
 #include "featpool/file_identity.hpp"
 #include "featpool/inspect.hpp"
@@ -137,6 +138,9 @@ class planner {
 
   void plan_tensor(std::size_t input, std::size_t tensor_index, tensor_info info,
                    bool named_explicitly) {
+    // Reports show the stored dtype (dtype_string); pooling sees bfloat16
+    // as the float32 it is widened to.
+    info = computed_info(std::move(info));
     planned_tensor p;
     p.input = input;
     p.tensor_index = tensor_index;

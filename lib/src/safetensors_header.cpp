@@ -27,16 +27,16 @@ struct dtype_row {
 // smaller floats, complex) are listed as non-numeric tensors, as NPY's
 // complex ones are.
 constexpr std::array kDtypes{
-    dtype_row{"BOOL", dtype::bool_, 8},    dtype_row{"U8", dtype::uint8, 8},
-    dtype_row{"I8", dtype::int8, 8},       dtype_row{"U16", dtype::uint16, 16},
-    dtype_row{"I16", dtype::int16, 16},    dtype_row{"U32", dtype::uint32, 32},
-    dtype_row{"I32", dtype::int32, 32},    dtype_row{"U64", dtype::uint64, 64},
-    dtype_row{"I64", dtype::int64, 64},    dtype_row{"F16", dtype::float16, 16},
-    dtype_row{"BF16", std::nullopt, 16},   dtype_row{"F32", dtype::float32, 32},
-    dtype_row{"F64", dtype::float64, 64},  dtype_row{"F8_E5M2", std::nullopt, 8},
-    dtype_row{"F8_E4M3", std::nullopt, 8}, dtype_row{"F8_E8M0", std::nullopt, 8},
-    dtype_row{"F6_E2M3", std::nullopt, 6}, dtype_row{"F6_E3M2", std::nullopt, 6},
-    dtype_row{"F4", std::nullopt, 4},      dtype_row{"C64", std::nullopt, 64},
+    dtype_row{"BOOL", dtype::bool_, 8},     dtype_row{"U8", dtype::uint8, 8},
+    dtype_row{"I8", dtype::int8, 8},        dtype_row{"U16", dtype::uint16, 16},
+    dtype_row{"I16", dtype::int16, 16},     dtype_row{"U32", dtype::uint32, 32},
+    dtype_row{"I32", dtype::int32, 32},     dtype_row{"U64", dtype::uint64, 64},
+    dtype_row{"I64", dtype::int64, 64},     dtype_row{"F16", dtype::float16, 16},
+    dtype_row{"BF16", dtype::bfloat16, 16}, dtype_row{"F32", dtype::float32, 32},
+    dtype_row{"F64", dtype::float64, 64},   dtype_row{"F8_E5M2", std::nullopt, 8},
+    dtype_row{"F8_E4M3", std::nullopt, 8},  dtype_row{"F8_E8M0", std::nullopt, 8},
+    dtype_row{"F6_E2M3", std::nullopt, 6},  dtype_row{"F6_E3M2", std::nullopt, 6},
+    dtype_row{"F4", std::nullopt, 4},       dtype_row{"C64", std::nullopt, 64},
 };
 
 const dtype_row* find_dtype(std::string_view name) {

@@ -12,6 +12,8 @@ std::string_view file_format_name(file_format format) {
       return "hdf5";
     case file_format::safetensors:
       return "safetensors";
+    case file_format::torch:
+      return "pt";
   }
   return "npy";
 }

@@ -16,12 +16,15 @@ are left alone):
               HDF5 file format
   safetensors the sample safetensors files, and miniatures of them, with and
               without metadata
+  torch_pt    torch.save files (torch's zip format): a tensor alone, of every
+              storage type, in a dict, an OrderedDict, a list and nested
+              containers, an nn.Parameter, views with offsets and strides
   arguments   --size, --layout and FILE:NAME values, one "SIZE\\nLAYOUT\\nNAME"
               a file, with the names of the samples' tensors
 
 Small seeds let the fuzzer mutate every feature of the samples quickly; the
 whole samples keep the real files' structure in the corpus. The output is the
-same on every run. Run with Debian's Python (numpy and h5py).
+same on every run. Run with Debian's Python (numpy, h5py and torch).
 """
 
 import io
@@ -36,7 +39,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import safetensors_files  # noqa: E402
 
-TARGETS = ("arguments", "hdf5_list", "npy_header", "npy_pool", "npz", "safetensors")
+TARGETS = ("arguments", "hdf5_list", "npy_header", "npy_pool", "npz", "safetensors",
+           "torch_pt")
 
 # Sample NPY files up to this size are seeds as they are.
 SMALL_FILE_BYTES = 8192
@@ -119,6 +123,34 @@ def npz_seeds(samples, out):
             for zip64 in (True, False):
                 seed = f"mini_{stem}_{label}{'_zip64' if zip64 else ''}.npz"
                 write(out["npz"], seed, npz_bytes(members, compression, zip64))
+
+
+def torch_seeds(out):
+    import collections
+
+    import torch
+
+    def saved(obj):
+        data = io.BytesIO()
+        torch.save(obj, data)
+        return data.getvalue()
+
+    base = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    dtypes = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+              torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    for dtype in dtypes:
+        write(out["torch_pt"], f"{str(dtype)[6:]}.pt", saved(base[:1, :2].to(dtype)))
+    seeds = {
+        "dict.pt": {"layer4": base, "epoch": 3, "name": "resnet"},
+        "ordered_dict.pt": collections.OrderedDict(conv1=base[0], conv2=base[1]),
+        "list.pt": [base, base[:, :1]],
+        "nested.pt": {"out": {"feats": [base[:1], base[1:]], "logits": base[:, :, 0]}},
+        "views.pt": {"nhwc": base.permute(0, 2, 3, 1), "slice": base[:, 1:, ::2],
+                     "expanded": base[:, :, :1, :1].expand(2, 3, 4, 4), "t": base[0, 0].t()},
+        "parameter.pt": torch.nn.Parameter(base[:1]),
+    }
+    for name, obj in seeds.items():
+        write(out["torch_pt"], name, saved(obj))
 
 
 def new_h5(path, libver):
@@ -221,6 +253,7 @@ def main():
     npz_seeds(samples, out)
     h5_seeds(samples, out)
     safetensors_seeds(samples, out)
+    torch_seeds(out)
     argument_seeds(samples, out)
 
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "featpool/bfloat16.hpp"
 #include "featpool/byte_stream.hpp"
 #include "featpool/discover.hpp"
 #include "featpool/element.hpp"
@@ -77,7 +78,7 @@ void read_in_place(const raw_extent& raw, const tensor_info& info, pooler& kerne
 }
 
 void pool_tensor(tensor_source& source, const planned_tensor& p) {
-  auto reader = source.open(p.tensor_index);
+  auto reader = open_computed(source, p.tensor_index);
   pooler kernel(p.info, p.request);
   if (auto raw = reader->raw()) {
     read_in_place(*raw, p.info, kernel);

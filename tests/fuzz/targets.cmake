@@ -1,7 +1,7 @@
 # The fuzz targets, shared by the libFuzzer build (tests/fuzz/CMakeLists.txt,
 # FEATPOOL_FUZZ) and the replay tests of the normal build (tests/CMakeLists.txt).
 # Each target is one source defining LLVMFuzzerTestOneInput.
-set(FEATPOOL_FUZZ_TARGETS arguments hdf5_list npy_header npy_pool npz safetensors)
+set(FEATPOOL_FUZZ_TARGETS arguments hdf5_list npy_header npy_pool npz safetensors torch_pt)
 set(FEATPOOL_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
 find_package(Threads REQUIRED)
 

@@ -97,3 +97,60 @@ def write_hdf5_with_corrupt_chunk(path, array):
         data[i] ^= 0xFF
     with open(path, "wb") as f:
         f.write(data)
+
+
+# torch.save files (the zip format of torch >= 1.6), their data.pkl written opcode by
+# opcode as torch.save writes it (pickle protocol 2), so that any part can be made wrong.
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # a fixed date: the same recipe gives the same bytes
+
+def pickle_int(n):
+    """BININT for what fits 32 bits, LONG1 otherwise."""
+    if -(1 << 31) <= n < (1 << 31):
+        return b"J" + struct.pack("<i", n)
+    length = (n.bit_length() + 8) // 8
+    return b"\x8a" + bytes([length]) + n.to_bytes(length, "little", signed=True)
+
+
+def pickle_str(text):
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def pickle_tuple(items):
+    return b"(" + b"".join(items) + b"t"
+
+
+def pickle_tensor(shape, stride, offset=0, numel=24, key="0", storage=b"torch\nFloatStorage"):
+    """torch._utils._rebuild_tensor_v2((storage), offset, shape, stride, False, OrderedDict())."""
+    persistent_id = pickle_tuple([pickle_str("storage"), b"c" + storage + b"\n", pickle_str(key),
+                                  pickle_str("cpu"), pickle_int(numel)])
+    return (b"ctorch._utils\n_rebuild_tensor_v2\n(" + persistent_id + b"Q" + pickle_int(offset)
+            + pickle_tuple(pickle_int(n) for n in shape)
+            + pickle_tuple(pickle_int(n) for n in stride)
+            + b"\x89ccollections\nOrderedDict\n)RtR")
+
+
+def pickle_dict(items):
+    """A dict of (key, pickled value) pairs."""
+    return b"}(" + b"".join(pickle_str(k) + v for k, v in items) + b"u"
+
+
+def pickled(body):
+    return b"\x80\x02" + body + b"."
+
+
+def torch_zip(data_pkl, storages, folder="m"):
+    """A torch.save archive: data.pkl first, then data/<key> for every storage."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(zipfile.ZipInfo(f"{folder}/data.pkl", ZIP_EPOCH), data_pkl)
+        for key, data in storages.items():
+            z.writestr(zipfile.ZipInfo(f"{folder}/data/{key}", ZIP_EPOCH), data)
+        z.writestr(zipfile.ZipInfo(f"{folder}/version", ZIP_EPOCH), b"3\n")
+    return out.getvalue()
+
+
+def float_storage(numel=24):
+    return np.arange(numel, dtype="<f4").tobytes()
+

@@ -11,6 +11,7 @@ with the reason, when the test does not run as root.
 """
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import unittest
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
 import bad_files
 import safetensors_files
@@ -581,6 +584,160 @@ class Hdf5(Case):
                "the file is corrupt")
 
 
+class TorchPt(Case):
+    """torch.save files: a restricted unpickler refuses everything but tensors and containers
+    of tensors, and every size is checked against the archive before anything is read."""
+
+    def make_pt(self, name, body, storages=None, folder="m"):
+        storages = {"0": bad_files.float_storage()} if storages is None else storages
+        return self.make(name, bad_files.torch_zip(bad_files.pickled(body), storages, folder))
+
+    def test_global_outside_the_allowed_set_is_refused_and_never_run(self):
+        # pickle.loads would run `touch MARKER`; featpool refuses at the global.
+        marker = self.path("MARKER")
+        body = b"cos\nsystem\n" + bad_files.pickle_str(f"touch {marker}") + b"\x85R"
+        x = self.make_pt("evil.pt", body)
+        self.assert_refused(x, x, "pickle global os.system is not allowed (featpool reads only "
+                                  "tensors and containers of tensors)")
+        self.assertFalse(os.path.exists(marker))
+
+    def test_global_named_through_stack_global(self):
+        body = (bad_files.pickle_str("builtins") + bad_files.pickle_str("eval") + b"\x93"
+                + bad_files.pickle_str("1") + b"\x85R")
+        x = self.make_pt("eval.pt", body)
+        self.assert_refused(x, x, "pickle global builtins.eval is not allowed (featpool reads "
+                                  "only tensors and containers of tensors)")
+
+    def test_global_hidden_inside_a_tensor_dict(self):
+        body = bad_files.pickle_dict([("a", bad_files.pickle_tensor((2, 3, 4), (12, 4, 1))),
+                                      ("b", b"csubprocess\nPopen\n")])
+        x = self.make_pt("popen.pt", body)
+        self.assert_refused(x, x, "pickle global subprocess.Popen is not allowed (featpool reads "
+                                  "only tensors and containers of tensors)")
+
+    def test_opcode_outside_the_allowed_set(self):
+        # BUILD sets an object's state: torch.save never writes it for tensors.
+        body = b"ccollections\nOrderedDict\n)R}b"
+        x = self.make_pt("build.pt", body)
+        self.assert_refused(x, x, "pickle opcode 'b' (0x62) at byte 30 is not allowed (featpool "
+                                  "reads only what torch.save writes for tensors and containers "
+                                  "of tensors)")
+
+    def test_allowed_global_called_that_is_not_a_function(self):
+        body = b"ctorch\nFloatStorage\n)R"
+        x = self.make_pt("call.pt", body)
+        self.assert_refused(x, x, "pickle global torch.FloatStorage is not callable here (only "
+                                  "torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter"
+                                  " and collections.OrderedDict are)")
+
+    def test_storage_record_missing(self):
+        x = self.make_pt("nostorage.pt", bad_files.pickle_tensor((2, 3, 4), (12, 4, 1)),
+                         storages={})
+        self.assert_refused(x, f"{x}:nostorage", "its storage '0' is missing: the archive has no "
+                                                 "record m/data/0")
+
+    def test_storage_record_shorter_than_its_elements(self):
+        x = self.make_pt("short.pt", bad_files.pickle_tensor((2, 3, 4), (12, 4, 1)),
+                         storages={"0": bad_files.float_storage(10)})
+        self.assert_refused(x, f"{x}:short", "its storage '0' holds 40 bytes, fewer than its 24 "
+                                             "elements of float32 need")
+
+    def test_view_past_its_storage(self):
+        x = self.make_pt("past.pt", bad_files.pickle_dict(
+            [("act", bad_files.pickle_tensor((2, 3, 4), (12, 4, 1), offset=6))]))
+        self.assert_refused(x, f"{x}:act", "the view reaches element 29 of its storage '0', which "
+                                           "has 24")
+
+    def test_shape_whose_size_overflows(self):
+        x = self.make_pt("huge.pt", bad_files.pickle_tensor((1 << 40, 1 << 40, 1 << 40), (0, 0, 0)))
+        self.assert_refused(x, f"{x}:huge", "shape and strides are too large: they overflow 64 bits")
+
+    def test_negative_size(self):
+        x = self.make_pt("neg.pt", bad_files.pickle_tensor((2, -3, 4), (12, 4, 1)))
+        self.assert_refused(x, x, "a tensor's size is negative (-3)")
+
+    def test_integer_past_64_bits(self):
+        x = self.make_pt("wide.pt", bad_files.pickle_tensor((2, 3, 1 << 70), (12, 4, 1)))
+        self.assert_refused(x, x, "an integer of 9 bytes in the pickle is too large")
+
+    def test_truncated_pickle(self):
+        body = bad_files.pickle_tensor((2, 3, 4), (12, 4, 1))
+        data = bad_files.torch_zip(bad_files.pickled(body)[:60], {"0": bad_files.float_storage()})
+        x = self.make("cutpkl.pt", data)
+        self.assert_refused(x, x, "truncated pickle: data.pkl ends inside the opcode at byte 49")
+
+    def test_list_that_holds_itself(self):
+        # EMPTY_LIST, BINPUT 0, BINGET 0, APPEND: a list inside itself, forever.
+        x = self.make_pt("loop.pt", b"]q\x00h\x00a")
+        self.assert_refused(x, x, "containers nested more than 100 deep (or containing themselves)")
+
+    def test_two_tensors_with_one_name(self):
+        tensor = bad_files.pickle_tensor((2, 3, 4), (12, 4, 1))
+        body = bad_files.pickle_dict([("a.b", tensor), ("a", bad_files.pickle_dict([("b", tensor)]))])
+        x = self.make_pt("twice.pt", body)
+        self.assert_refused(x, x, "two tensors are named 'a.b'")
+
+    def test_zip_without_data_pkl(self):
+        x = self.make("notorch.pt", bad_files.zip_with({"act.npy": bad_files.npy_bytes(
+            np.zeros((2, 3), np.float32))}))
+        self.assert_refused(x, x, "not a torch.save file: the zip archive holds no data.pkl")
+
+    def test_truncated_archive(self):
+        whole = bad_files.torch_zip(bad_files.pickled(bad_files.pickle_tensor((2, 3, 4), (12, 4, 1))),
+                                    {"0": bad_files.float_storage()})
+        x = self.make("cut.pt", whole[: len(whole) // 2])
+        self.assert_refused(x, x, "truncated zip archive: the central directory at its end is "
+                                  "missing")
+
+    def test_legacy_pickle_format(self):
+        x = self.path("legacy.pt")
+        torch.save(torch.zeros(2, 3, 4, 4), x, _use_new_zipfile_serialization=False)
+        self.remember(x)
+        self.assert_refused(x, x, LEGACY_REASON)
+
+    def test_legacy_tar_format(self):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for name in ("sys_info", "pickle", "storages", "tensors"):
+                info = tarfile.TarInfo(name)
+                info.size = 1
+                tar.addfile(info, io.BytesIO(b"\x80"))
+        x = self.make("tar.pt", out.getvalue())
+        self.assert_refused(x, x, LEGACY_REASON)
+
+    def test_pt_that_is_neither_zip_nor_pickle(self):
+        x = self.make("text.pth", b"this is not a checkpoint\n")
+        self.assert_refused(x, x, "not a PyTorch file (no zip signature)")
+
+    def test_torchscript_archive(self):
+        x = self.path("script.pt")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 3)), x)
+        self.remember(x)
+        code, out, err = run("inspect", x)
+        self.assertEqual((code, out), (1, b""))
+        self.assert_one_error_line(err, f"{x}: pickle global __torch__.", "is not allowed "
+                                   "(featpool reads only tensors and containers of tensors)")
+        self.assert_inputs_untouched()
+
+    def test_truncation_at_every_byte(self):
+        body = bad_files.pickle_dict([("act", bad_files.pickle_tensor((2, 3, 4), (1, 2, 6)))])
+        whole = bad_files.torch_zip(bad_files.pickled(body), {"0": bad_files.float_storage()})
+        x = self.path("cut.pt")
+        for length in range(len(whole)):
+            Path(x).write_bytes(whole[:length])
+            code, out, err = run("inspect", "--stats", x)
+            self.assertEqual((code, out), (1, b""), f"cut at {length}")
+            self.assert_one_error_line(err, f"{x}")
+        Path(x).write_bytes(whole)
+        code, out, err = run("inspect", "--stats", x)
+        self.assertEqual((code, err), (0, ""))
+
+
+LEGACY_REASON = ("legacy torch.save format (torch < 1.6) is not supported: load the file with "
+                 "torch and save it again with torch >= 1.6, torch.save(obj, path), whose default "
+                 "_use_new_zipfile_serialization=True writes the zip format featpool reads")
+
+
 class Paths(Case):
     def test_directory_given_as_a_file(self):
         os.mkdir(self.path("folder.h5"))
@@ -764,7 +921,7 @@ class Streams(Case):
         self.assert_nothing_in(self.out)
 
     def test_dev_zero_as_a_file(self):
-        self.assert_refused("/dev/zero", "/dev/zero", "not an NPY, NPZ, HDF5 or safetensors file")
+        self.assert_refused("/dev/zero", "/dev/zero", "not an NPY, NPZ, HDF5, safetensors or PyTorch file")
 
     def test_dev_zero_on_standard_input(self):
         with open("/dev/zero", "rb") as zeros:

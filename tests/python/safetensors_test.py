@@ -89,8 +89,12 @@ def check_every_dtype_against_torch(tmp):
     """Each dtype pooled by avg, max and gem; max of integers keeps the dtype exactly."""
     tensors = {f"t.{code}": sample_values(code, (2, 3, 9, 7))
                for code in safetensors_files.NUMPY_DTYPES}
+    # bfloat16, which numpy lacks: written as torch's bits, compared as the floats they are.
+    brain = torch.from_numpy(sample_values("F32", (2, 3, 9, 7))).to(torch.bfloat16)
     source = os.path.join(tmp, "dtypes.safetensors")
-    safetensors_files.write(source, tensors, {"format": "pt"})
+    safetensors_files.write(source, {**tensors, "t.BF16": (
+        "BF16", list(brain.shape), brain.view(torch.int16).numpy().tobytes())}, {"format": "pt"})
+    tensors["t.BF16"] = brain.float().numpy()
     for op in ("avg", "max", "gem"):
         out = os.path.join(tmp, f"dtypes_{op}.npz")
         featpool("pool", source, "-o", out, "--op", op, "--size", "3x2", "-q")

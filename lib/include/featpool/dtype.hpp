@@ -22,6 +22,9 @@ enum class dtype {
   float16,
   float32,
   float64,
+  // PyTorch's brain float: the upper half of a float32. No kernel has a
+  // bfloat16 variant: readers are widened to float32 (bfloat16.hpp).
+  bfloat16,
 };
 
 enum class byte_order { little, big, none };

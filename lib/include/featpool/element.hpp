@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <stdexcept>
 #include <type_traits>
 
 #include "featpool/dtype.hpp"
@@ -127,6 +128,9 @@ decltype(auto) visit_dtype(dtype type, F&& fn) {
       return fn(std::type_identity<float16_bits>{});
     case dtype::float32:
       return fn(std::type_identity<float>{});
+    case dtype::bfloat16:
+      // Widened to float32 when read (bfloat16.hpp), never computed on as is.
+      throw std::logic_error("visit_dtype: bfloat16 must be widened to float32 first");
     case dtype::float64:
       break;
   }

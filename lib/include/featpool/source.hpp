@@ -1,7 +1,7 @@
 #pragma once
 // The format-neutral view of a tensor file: what it holds (tensor_info) and
-// how to stream one tensor's elements (block_reader). The npy, npz, hdf5
-// and safetensors modules implement tensor_source; everything downstream of discovery sees
+// how to stream one tensor's elements (block_reader). The npy, npz, hdf5,
+// safetensors and torch_pt modules implement tensor_source; everything downstream of discovery sees
 // only these types.
 
 #include <array>
@@ -19,7 +19,7 @@
 
 namespace featpool {
 
-enum class file_format { npy, npz, hdf5, safetensors };
+enum class file_format { npy, npz, hdf5, safetensors, torch };
 
 // Memory order of the elements as stored: C (last axis fastest) or Fortran.
 enum class memory_order { c, fortran };
@@ -35,7 +35,7 @@ inline constexpr std::size_t kMaxRank = 32;
 
 struct tensor_info {
   std::string file;  // the path as the user named it
-  std::string name;  // HDF5 dataset path, NPZ member, or NPY stem
+  std::string name;  // HDF5 dataset path, NPZ member, NPY stem, or a torch.save container path
   file_format format = file_format::npy;
   std::vector<std::uint64_t> shape;  // empty for a scalar
   std::optional<dtype> type;         // set only for numeric (poolable) tensors
