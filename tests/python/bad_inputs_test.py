@@ -168,6 +168,25 @@ class Case(unittest.TestCase):
         self.assert_nothing_in(self.out)
         self.assert_inputs_untouched()
 
+    def assert_every_prefix_refused(self, whole, suffix, *flags):
+        """Every prefix of the file `whole` (0 to len - 1 bytes), each as a file of its own,
+        is refused by `inspect FLAGS` in one line naming it and lists nothing; the whole file
+        lists. One featpool run takes all the prefixes, as a batch would meet them."""
+        folder = self.path("prefixes")
+        os.mkdir(folder)
+        cuts = [os.path.join(folder, f"cut{length:05d}{suffix}") for length in range(len(whole))]
+        for length, path in enumerate(cuts):
+            Path(path).write_bytes(whole[:length])
+        code, out, err = run("inspect", *flags, *cuts)
+        self.assertEqual((code, out), (1, b""))
+        lines = err.splitlines()
+        self.assertEqual(len(lines), len(cuts), err)
+        for path, line in zip(cuts, lines):
+            self.assertTrue(line.startswith(f"featpool: error: {path}"), line)
+        Path(cuts[0]).write_bytes(whole)
+        code, _, err = run("inspect", *flags, cuts[0])
+        self.assertEqual((code, err), (0, ""))
+
     def assert_stays_small(self, args, code, line, input_bytes=None):
         """featpool refuses without allocating: its peak RSS stays under RSS_LIMIT."""
         got, _, err, rss = run_measured(*args, input_bytes=input_bytes)
@@ -457,16 +476,7 @@ class Safetensors(Case):
         whole = safetensors_files.file_bytes(
             {"a": np.arange(6, dtype=np.float32).reshape(1, 2, 3),
              "b": np.arange(4, dtype=np.uint8)}, {"format": "pt"})
-        x = self.path("cut.safetensors")
-        for end in range(len(whole)):
-            Path(x).write_bytes(whole[:end])
-            code, out, err = run("inspect", x)
-            self.assertEqual((code, out), (1, b""), f"cut at {end}")
-            self.assertEqual(err.count("\n"), 1, err)
-            self.assertTrue(err.startswith(f"featpool: error: {x}"), err)
-        Path(x).write_bytes(whole)
-        code, _, err = run("inspect", x)
-        self.assertEqual((code, err), (0, ""))
+        self.assert_every_prefix_refused(whole, ".safetensors", "--stats")
 
 
 class Hdf5(Case):
@@ -722,15 +732,7 @@ class TorchPt(Case):
     def test_truncation_at_every_byte(self):
         body = bad_files.pickle_dict([("act", bad_files.pickle_tensor((2, 3, 4), (1, 2, 6)))])
         whole = bad_files.torch_zip(bad_files.pickled(body), {"0": bad_files.float_storage()})
-        x = self.path("cut.pt")
-        for length in range(len(whole)):
-            Path(x).write_bytes(whole[:length])
-            code, out, err = run("inspect", "--stats", x)
-            self.assertEqual((code, out), (1, b""), f"cut at {length}")
-            self.assert_one_error_line(err, f"{x}")
-        Path(x).write_bytes(whole)
-        code, out, err = run("inspect", "--stats", x)
-        self.assertEqual((code, err), (0, ""))
+        self.assert_every_prefix_refused(whole, ".pt", "--stats")
 
 
 LEGACY_REASON = ("legacy torch.save format (torch < 1.6) is not supported: load the file with "
