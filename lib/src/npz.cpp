@@ -54,49 +54,30 @@ namespace {
 
 using namespace detail;
 
-// The NPY reader over a member, with the archive handle it reads from. Once
-// the last element is handed out, the rest of the member is read to check
-// its CRC, so corrupt data fails the read before the last block is used.
-class npz_block_reader final : public block_reader {
+// The NPY reader over a member. Once the last element is handed out, the
+// rest of the member is read to check its CRC, so corrupt data fails the
+// read before the last block is used.
+class crc_checked_reader final : public block_reader {
  public:
-  npz_block_reader(std::shared_ptr<archive_pool> pool, zip_archive_ptr archive,
-                   zip_member_stream* stream, std::unique_ptr<block_reader> reader,
-                   std::uint64_t nbytes)
-      : pool_(std::move(pool)),
-        archive_(std::move(archive)),
-        stream_(stream),
-        reader_(std::move(reader)),
-        remaining_(nbytes) {}
-
-  ~npz_block_reader() override {
-    reader_.reset();  // closes the member before its archive serves another reader
-    // A handle that reported an error goes: libzip gives no promise about
-    // its state afterwards.
-    if (!failed_) pool_->give_back(std::move(archive_));
-  }
-  npz_block_reader(const npz_block_reader&) = delete;
-  npz_block_reader& operator=(const npz_block_reader&) = delete;
+  crc_checked_reader(zip_member_stream* stream, std::unique_ptr<block_reader> reader,
+                     std::uint64_t nbytes)
+      : stream_(stream), reader_(std::move(reader)), remaining_(nbytes) {}
 
   std::span<const std::byte> next() override {
-    failed_ = true;  // until this block is known good
     auto block = reader_->next();
     remaining_ -= std::min<std::uint64_t>(remaining_, block.size());
     if (remaining_ == 0 && !checked_) {
       stream_->finish();
       checked_ = true;
     }
-    failed_ = false;
     return block;
   }
 
  private:
-  std::shared_ptr<archive_pool> pool_;
-  zip_archive_ptr archive_;               // declared before reader_: outlives the member
   zip_member_stream* stream_;             // owned by reader_
   std::unique_ptr<block_reader> reader_;  // the NPY reader, owning the member stream
   std::uint64_t remaining_;               // data bytes not yet handed out
   bool checked_ = false;                  // the CRC and the size were checked
-  bool failed_ = false;                   // a read threw
 };
 
 // A listed member, to find it again and notice a changed archive on open().
@@ -179,8 +160,9 @@ class npz_file_source final : public tensor_source {
     }
     zip_member_stream* raw = stream.get();
     auto reader = make_npy_reader(std::move(stream), info);
-    return std::make_unique<npz_block_reader>(pool_, std::move(archive), raw, std::move(reader),
-                                              info.nbytes);
+    return std::make_unique<pooled_archive_reader>(
+        pool_, std::move(archive),
+        std::make_unique<crc_checked_reader>(raw, std::move(reader), info.nbytes));
   }
 
  private:

@@ -69,37 +69,6 @@ struct tensor_place {
   storage_view view;
 };
 
-// A view reader with the archive handle its storage is read from, given
-// back to the source's pool when done, as NPZ readers give theirs.
-class torch_block_reader final : public block_reader {
- public:
-  torch_block_reader(std::shared_ptr<archive_pool> pool, zip_archive_ptr archive,
-                     std::unique_ptr<block_reader> reader)
-      : pool_(std::move(pool)), archive_(std::move(archive)), reader_(std::move(reader)) {}
-
-  ~torch_block_reader() override {
-    reader_.reset();  // closes the member before its archive serves another reader
-    // A handle that reported an error goes: libzip gives no promise about
-    // its state afterwards.
-    if (!failed_) pool_->give_back(std::move(archive_));
-  }
-  torch_block_reader(const torch_block_reader&) = delete;
-  torch_block_reader& operator=(const torch_block_reader&) = delete;
-
-  std::span<const std::byte> next() override {
-    failed_ = true;  // until this block is known good
-    auto block = reader_->next();
-    failed_ = false;
-    return block;
-  }
-
- private:
-  std::shared_ptr<archive_pool> pool_;
-  zip_archive_ptr archive_;               // declared before reader_: outlives the member
-  std::unique_ptr<block_reader> reader_;  // reads the storage through archive_
-  bool failed_ = false;                   // a read threw
-};
-
 class torch_source final : public tensor_source {
  public:
   explicit torch_source(std::string path)
@@ -146,7 +115,7 @@ class torch_source final : public tensor_source {
           std::make_unique<zip_member_stream>(*handle, record.index, record.size, file, tensor));
     };
     auto reader = make_storage_view_reader(open_storage, place.view, path_, info.name);
-    return std::make_unique<torch_block_reader>(pool_, std::move(archive), std::move(reader));
+    return std::make_unique<pooled_archive_reader>(pool_, std::move(archive), std::move(reader));
   }
 
   nlohmann::json attributes(std::size_t index) override {

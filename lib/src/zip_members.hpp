@@ -19,6 +19,7 @@
 
 #include "featpool/byte_stream.hpp"
 #include "featpool/error.hpp"
+#include "featpool/source.hpp"
 #include "featpool/zip.hpp"
 
 namespace featpool::detail {
@@ -154,6 +155,36 @@ class archive_pool {
   std::string_view format_;  // for open_zip_archive
   std::mutex mutex_;
   std::vector<zip_archive_ptr> idle_;
+};
+
+// A reader of a member with the archive handle it reads through, given
+// back to the pool when the reader is done, unless a read threw: libzip
+// gives no promise about a handle's state after an error.
+class pooled_archive_reader final : public block_reader {
+ public:
+  pooled_archive_reader(std::shared_ptr<archive_pool> pool, zip_archive_ptr archive,
+                        std::unique_ptr<block_reader> reader)
+      : pool_(std::move(pool)), archive_(std::move(archive)), reader_(std::move(reader)) {}
+
+  ~pooled_archive_reader() override {
+    reader_.reset();  // closes the member before its archive serves another reader
+    if (!failed_) pool_->give_back(std::move(archive_));
+  }
+  pooled_archive_reader(const pooled_archive_reader&) = delete;
+  pooled_archive_reader& operator=(const pooled_archive_reader&) = delete;
+
+  std::span<const std::byte> next() override {
+    failed_ = true;  // until this block is known good
+    auto block = reader_->next();
+    failed_ = false;
+    return block;
+  }
+
+ private:
+  std::shared_ptr<archive_pool> pool_;
+  zip_archive_ptr archive_;               // declared before reader_: outlives the member
+  std::unique_ptr<block_reader> reader_;  // reads the member through archive_
+  bool failed_ = false;                   // a read threw
 };
 
 }  // namespace featpool::detail
