@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "featpool/merge.hpp"
 #include "featpool/pool.hpp"
 #include "featpool/version.hpp"
+#include "featpool/view.hpp"
 
 namespace {
 
@@ -32,6 +34,8 @@ constexpr const char* kFooter = R"(Examples:
   featpool pool dump.h5 -o maps.h5 --size 7x7     every dataset to 7x7 maps, one file
   featpool pool dumps/ -o pooled/ --keep-going    a whole tree, mirrored, resumable
   featpool merge pooled/ -o features.h5           then everything in one HDF5 file
+  featpool view x.npy                             the first sample's channels, on the terminal
+  featpool view x.npy -o grid.png --channels :16  16 channels as a PNG grid of heat maps
   zcat x.npy.gz | featpool pool - -o - | ...      NPY in, NPY out, through pipes
 
 Exit codes:
@@ -55,6 +59,16 @@ struct pool_flags {
   std::string report_format;
   std::string report;
   std::string shard;
+};
+
+// view's flags as typed, checked after parsing like pool's.
+struct view_flags {
+  std::string sample = "0";
+  std::string channels{featpool::kDefaultChannels};
+  std::string depth;
+  std::string cmap = "viridis";
+  std::string scale = "channel";
+  std::string layout;
 };
 
 void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
@@ -154,6 +168,65 @@ void declare_merge(CLI::App& app, featpool::merge_options& options) {
   merge->add_flag("-q,--quiet", options.quiet, "No summary line");
 }
 
+void declare_view(CLI::App& app, featpool::view_options& options, view_flags& flags) {
+  auto* view = app.add_subcommand(
+      "view", "Draw one tensor's feature maps as a grid of heat maps: a PNG, or on the terminal");
+  view->add_option("INPUT", options.input,
+                   "FILE, FILE:NAME or - : an input that resolves to exactly one tensor")
+      ->required();
+  view->add_option("-o,--output", options.output,
+                   "grid.png, or - for the PNG on standard output (default: draw on the "
+                   "terminal)");
+  view->add_flag("--term", options.term,
+                 "Draw on standard output as text even when it is not a terminal");
+  view->add_option("--sample", flags.sample, "Which sample (position on N; -1 is the last)")
+      ->capture_default_str();
+  view->add_option("--channels", flags.channels,
+                   "Which channels, as a Python slice: 8:24, -16:, ::4, or one index")
+      ->capture_default_str();
+  view->add_option("--cols", options.cols, "Tiles per row (default: ceil(sqrt(tiles)))")
+      ->check(CLI::PositiveNumber);
+  view->add_option("--tile", options.tile,
+                   "Maps are enlarged by the whole factor that fits them in TILE pixels")
+      ->check(CLI::Range(std::uint64_t{1}, featpool::kMaxTile))
+      ->capture_default_str();
+  view->add_option("--depth", flags.depth,
+                   "3-D maps: which slice along D (default: the middle one)");
+  view->add_option("--cmap", flags.cmap, "gray, viridis or magma")->capture_default_str();
+  view->add_option("--scale", flags.scale,
+                   "channel: each map from its own min to max; global: one range for all")
+      ->capture_default_str();
+  view->add_option("--layout", flags.layout,
+                   "Axis letters: N batch, C channels, others spatial (default by rank: NCL, "
+                   "NCHW, NCDHW)");
+  view->add_flag("--force", options.force, "Overwrite an existing output");
+}
+
+void apply_view_flags(featpool::view_options& options, const view_flags& flags) {
+  options.maps.sample = featpool::parse_index("--sample", flags.sample);
+  options.maps.channels = featpool::parse_python_slice("--channels", flags.channels);
+  if (!flags.depth.empty()) options.maps.depth = featpool::parse_index("--depth", flags.depth);
+  options.cmap = featpool::parse_colormap(flags.cmap);
+  options.scale = featpool::parse_scale_mode(flags.scale);
+  if (!flags.layout.empty()) options.axes = featpool::parse_layout(flags.layout);
+}
+
+// Standard output as view draws on it: its width from the terminal, else
+// from COLUMNS, else 80; colour unless NO_COLOR is set (no-color.org).
+featpool::view_terminal view_terminal() {
+  featpool::view_terminal terminal;
+  terminal.is_terminal = ::isatty(STDOUT_FILENO) == 1;
+  winsize size{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+    terminal.columns = size.ws_col;
+  } else if (const char* columns = std::getenv("COLUMNS")) {
+    if (long value = std::strtol(columns, nullptr, 10); value > 0) terminal.columns = value;
+  }
+  const char* no_color = std::getenv("NO_COLOR");
+  terminal.colour = no_color == nullptr || *no_color == '\0';
+  return terminal;
+}
+
 void apply_flags(featpool::pool_options& options, const pool_flags& flags) {
   options.op = featpool::parse_pool_op(flags.op);
   if (!flags.p.empty() || !flags.eps.empty()) {
@@ -183,7 +256,8 @@ int main(int argc, char** argv) {
   // otherwise fail with EPIPE and be reported as an error.
   std::signal(SIGPIPE, SIG_DFL);
   CLI::App app{
-      "featpool: inspect and pool saved feature maps (NPY, NPZ, HDF5, safetensors, PyTorch .pt)",
+      "featpool: inspect, pool and view saved feature maps (NPY, NPZ, HDF5, safetensors, PyTorch "
+      ".pt)",
       "featpool"};
   app.set_version_flag("--version", std::string(featpool::kVersion));
   app.require_subcommand(1);
@@ -197,9 +271,12 @@ int main(int argc, char** argv) {
   declare_pool(app, pool_options, flags);
   featpool::merge_options merge_options;
   declare_merge(app, merge_options);
+  featpool::view_options view_options;
+  view_flags view_flag_values;
+  declare_view(app, view_options, view_flag_values);
 
   auto help_hint = [&] {
-    for (const char* command : {"inspect", "pool", "merge"}) {
+    for (const char* command : {"inspect", "pool", "merge", "view"}) {
       if (app.got_subcommand(command)) return std::string("featpool ") + command + " --help";
     }
     return std::string("featpool --help");
@@ -220,6 +297,12 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("inspect")) {
       return featpool::run_inspect(inputs, inspect_options, std::cout, std::cerr);
+    }
+    if (app.got_subcommand("view")) {
+      apply_view_flags(view_options, view_flag_values);
+      auto terminal = view_terminal();
+      featpool::check_view_destination(view_options, terminal);
+      return featpool::run_view(view_options, std::cout, terminal);
     }
     featpool::console io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1,
                          ::isatty(STDERR_FILENO) == 1};
