@@ -1,12 +1,16 @@
 #pragma once
 // Helpers the tests share: a temporary folder that cleans up after itself,
-// and writing bytes to files in it.
+// writing bytes to files in it, and a block reader over a vector.
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "featpool/source.hpp"
 
 namespace featpool::testing {
 
@@ -37,5 +41,28 @@ inline std::string write_file(const std::string& path, std::string_view bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
 }
+
+// Hands out a vector's elements in blocks of a fixed count, so that work
+// across block boundaries is exercised; counts the blocks it handed out.
+template <class T>
+class vector_reader final : public block_reader {
+ public:
+  vector_reader(std::vector<T> values, std::size_t per_block)
+      : values_(std::move(values)), per_block_(per_block) {}
+  std::span<const std::byte> next() override {
+    std::size_t n = std::min(per_block_, values_.size() - offset_);
+    auto block = std::as_bytes(std::span(values_.data() + offset_, n));
+    offset_ += n;
+    if (n) ++blocks_read_;
+    return block;
+  }
+  std::size_t blocks_read() const { return blocks_read_; }
+
+ private:
+  std::vector<T> values_;
+  std::size_t per_block_;
+  std::size_t offset_ = 0;
+  std::size_t blocks_read_ = 0;
+};
 
 }  // namespace featpool::testing
