@@ -38,6 +38,30 @@ def relu_activations(seed, shape, dtype=np.float32):
     return np.maximum(a, 0.0).astype(dtype)
 
 
+def edge_responses(size=32, orientations=8):
+    """First-layer-like maps with structure to look at: a scene of a disk, a square and
+    a triangle seen through oriented derivative-of-Gaussian filters, each orientation's
+    response split into its positive and negative halves (ReLU of x and of -x), as a
+    network's stem learns them. (1, 2 * orientations, size, size) float32."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    scene = ((y - 10) ** 2 + (x - 10) ** 2 <= 36).astype(np.float64)
+    scene[17:28, 4:15] = 0.6
+    scene += ((y >= 14) & (y <= 28) & (np.abs(x - 24) <= (y - 14) / 2)) * 0.8
+    ky, kx = np.mgrid[-3:4, -3:4].astype(np.float64)
+    padded = np.pad(scene, 3, mode="edge")
+    maps = []
+    for k in range(orientations):
+        angle = np.pi * k / orientations
+        along = kx * np.cos(angle) + ky * np.sin(angle)
+        kernel = -along * np.exp(-(kx ** 2 + ky ** 2) / 4.5)
+        response = np.zeros((size, size))
+        for dy in range(7):
+            for dx in range(7):
+                response += kernel[dy, dx] * padded[dy:dy + size, dx:dx + size]
+        maps += [np.maximum(response, 0), np.maximum(-response, 0)]
+    return np.stack(maps)[np.newaxis].astype(np.float32)
+
+
 def save_npy(name, array, version=None):
     """Write one NPY file; version=None lets numpy pick the oldest that fits."""
     with open(os.path.join(HERE, name), "wb") as f:
@@ -75,6 +99,10 @@ def make_npy_samples():
     # ResNet-50 layer4-like NCHW float32 activations (channels cut from 2048 to 512
     # to stay small): the default NCHW layout and global average pooling.
     save_npy("resnet_layer4_nchw.npy", relu_activations(1, (2, 512, 7, 7)))
+
+    # Oriented edge responses of a simple scene: maps with shapes in them, for
+    # `featpool view` (the README's picture).
+    save_npy("stem_edges_nchw.npy", edge_responses())
 
     # Channels-last float32 maps (TensorFlow/Keras style): --layout NHWC.
     save_npy("nhwc_float32.npy", relu_activations(2, (2, 7, 7, 64)))
