@@ -34,7 +34,7 @@ struct wanted_element {
 }  // namespace
 
 map_selection select_maps(const tensor_info& info, const layout& axes, const map_request& request) {
-  auto fail = [&](std::string reason) { return error(info.file, info.name, std::move(reason)); };
+  auto fail = [&](std::string reason) { return error(tensor_reference(info), std::move(reason)); };
   if (axes.rank() != info.shape.size()) {
     throw fail(fmt::format("layout {} has {} axes, the tensor {} has {}", axes.letters, axes.rank(),
                            shape_text(info.shape), info.shape.size()));
@@ -123,7 +123,7 @@ std::vector<double> read_maps(block_reader& reader, dtype type, const tensor_inf
     while (next != wanted.end()) {
       auto block = reader.next();
       if (block.empty()) {
-        throw error(info.file, info.name, "the data ended before the maps to draw");
+        throw error(tensor_reference(info), "the data ended before the maps to draw");
       }
       auto elements = elements_of<T>(block);
       std::uint64_t block_end = block_start + elements.size();

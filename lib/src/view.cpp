@@ -75,7 +75,7 @@ layout layout_of(const tensor_info& info, const std::optional<layout>& given) {
   if (given) return *given;
   auto by_rank = default_layout(info.shape.size());
   if (!by_rank) {
-    throw error(info.file, info.name,
+    throw error(tensor_reference(info),
                 fmt::format("rank {} has no default layout; pass --layout (e.g. HW or CHW)",
                             info.shape.size()));
   }
@@ -161,7 +161,7 @@ int run_view(const view_options& options, std::ostream& out, const view_terminal
   auto tensor = resolve_one(options.input);
   const auto& info = tensor.info;
   if (!info.numeric()) {
-    throw error(info.file, info.name,
+    throw error(tensor_reference(info),
                 fmt::format("is {}, not numeric: view draws numbers only", info.dtype_string));
   }
   auto selection = select_maps(info, layout_of(info, options.axes), options.maps);
