@@ -16,20 +16,7 @@
 namespace featpool {
 namespace {
 
-// An NPY file with a hand-written header dict, in format version 1.0 unless
-// told otherwise, followed by `data`.
-std::string npy_bytes(std::string_view dict, std::string_view data = {}, int version = 1) {
-  std::string header(dict);
-  header += '\n';
-  std::string out("\x93NUMPY", 6);
-  out += static_cast<char>(version);
-  out += '\0';
-  std::size_t length_bytes = version == 1 ? 2 : 4;
-  for (std::size_t i = 0; i < length_bytes; ++i) {
-    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  }
-  return out + header + std::string(data);
-}
+using testing::npy_bytes;
 
 npy_header parse(const std::string& bytes) {
   memory_stream in(std::as_bytes(std::span(bytes)));

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers the tests share: a temporary folder that cleans up after itself,
-// writing bytes to files in it, and a block reader over a vector.
+// writing bytes to files in it, NPY files with hand-written headers, and a
+// block reader over a vector.
 
 #include <cstdlib>
 #include <filesystem>
@@ -40,6 +41,21 @@ inline std::string write_file(const std::string& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
+}
+
+// An NPY file with a hand-written header dict, in format version 1.0 unless
+// told otherwise, followed by `data`.
+inline std::string npy_bytes(std::string_view dict, std::string_view data = {}, int version = 1) {
+  std::string header(dict);
+  header += '\n';
+  std::string out("\x93NUMPY", 6);
+  out += static_cast<char>(version);
+  out += '\0';
+  std::size_t length_bytes = version == 1 ? 2 : 4;
+  for (std::size_t i = 0; i < length_bytes; ++i) {
+    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  }
+  return out + header + std::string(data);
 }
 
 // Hands out a vector's elements in blocks of a fixed count, so that work

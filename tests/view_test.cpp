@@ -5,6 +5,7 @@
 #include <png.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -12,7 +13,9 @@
 
 #include "test_files.hpp"
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
+#include "featpool/discover.hpp"
 #include "featpool/error.hpp"
 #include "featpool/heat_map.hpp"
 #include "featpool/map_selection.hpp"
@@ -186,6 +189,51 @@ TEST_CASE("reading maps: channels last, Fortran order, 1-D and 3-D maps") {
   // HW: no N and no C, one map.
   auto plain = read_back(tensor_of({2, 2}), "HW", request_of(0, ":64"), 4);
   CHECK(plain == std::vector<double>{0, 1, 2, 3});
+}
+
+// Reads the maps of an NPY file as view does: in place, with pread.
+std::vector<double> read_npy_maps(const std::string& path, const map_request& request) {
+  input_file file{path, path, "", std::nullopt, false};
+  auto source = open_input(file);
+  auto info = source->tensors().front();
+  auto reader = source->open(0);
+  REQUIRE(reader->raw());
+  auto selection = select_maps(info, *default_layout(info.shape.size()), request);
+  return read_maps(*reader, *info.type, info, selection);
+}
+
+TEST_CASE("reading maps in place: any byte order and memory order, only what is drawn") {
+  testing::temp_dir dir;
+  // (2, 3, 2, 2) float32 holding 0..23 in C order; big-endian; then Fortran order.
+  std::string little;
+  std::string big;
+  for (std::uint32_t i = 0; i < 24; ++i) {
+    float value = static_cast<float>(i);
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    for (int b = 0; b < 4; ++b) little += static_cast<char>((bits >> (8 * b)) & 0xff);
+    for (int b = 3; b >= 0; --b) big += static_cast<char>((bits >> (8 * b)) & 0xff);
+  }
+  auto c_dict = [](std::string_view descr, std::string_view fortran) {
+    return fmt::format("{{'descr': '{}', 'fortran_order': {}, 'shape': (2, 3, 2, 2), }}", descr,
+                       fortran);
+  };
+  auto le =
+      testing::write_file(dir.file("le.npy"), testing::npy_bytes(c_dict("<f4", "False"), little));
+  auto be =
+      testing::write_file(dir.file("be.npy"), testing::npy_bytes(c_dict(">f4", "False"), big));
+  auto f =
+      testing::write_file(dir.file("f.npy"), testing::npy_bytes(c_dict("<f4", "True"), little));
+  std::vector<double> sample1_channels2_0{20, 21, 22, 23, 12, 13, 14, 15};
+  CHECK(read_npy_maps(le, request_of(1, "::-2")) == sample1_channels2_0);
+  CHECK(read_npy_maps(be, request_of(1, "::-2")) == sample1_channels2_0);
+  // Fortran order: element (n, c, y, x) lies at n + 2c + 6y + 12x.
+  CHECK(read_npy_maps(f, request_of(1, "2")) == std::vector<double>{5, 17, 11, 23});
+  // A file cut short is refused when it is listed, before anything is read.
+  auto cut = testing::write_file(dir.file("cut.npy"),
+                                 testing::npy_bytes(c_dict("<f4", "False"), little.substr(0, 48)));
+  input_file cut_file{cut, cut, "", std::nullopt, false};
+  CHECK_THROWS_AS(open_input(cut_file), error);
 }
 
 TEST_CASE("selecting maps out of range names the tensor") {

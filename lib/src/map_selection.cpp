@@ -1,12 +1,15 @@
 #include "featpool/map_selection.hpp"
 
 #include <algorithm>
+#include <system_error>
 
 #include <fmt/format.h>
 
+#include "featpool/byte_stream.hpp"
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
 #include "featpool/inspect.hpp"
+#include "featpool/interrupt.hpp"
 
 namespace featpool {
 namespace {
@@ -30,6 +33,62 @@ struct wanted_element {
   std::uint64_t storage;
   std::uint64_t target;
 };
+
+// Copies the wanted elements (sorted by place in storage) as the reader's
+// blocks pass by, and stops reading after the last.
+void read_streaming(block_reader& reader, dtype type, const tensor_info& info,
+                    const std::vector<wanted_element>& wanted, std::vector<double>& values) {
+  auto next = wanted.begin();
+  std::uint64_t block_start = 0;
+  visit_dtype(type, [&]<class T>(std::type_identity<T>) {
+    while (next != wanted.end()) {
+      check_interrupt();
+      auto block = reader.next();
+      if (block.empty()) {
+        throw error(tensor_reference(info), "the data ended before the maps to draw");
+      }
+      auto elements = elements_of<T>(block);
+      std::uint64_t block_end = block_start + elements.size();
+      for (; next != wanted.end() && next->storage < block_end; ++next) {
+        values[next->target] = to_double(elements[next->storage - block_start]);
+      }
+      block_start = block_end;
+    }
+  });
+}
+
+// The same for a tensor that lies in its file as one run of bytes: reads
+// only from each wanted element on, a block at a time, so the last sample
+// of a large dump costs what the first does.
+void read_in_place(const raw_extent& raw, dtype type, const tensor_info& info,
+                   const std::vector<wanted_element>& wanted, std::vector<double>& values) {
+  std::size_t item = dtype_size(type);
+  std::vector<std::byte> buffer(kBlockBytes / item * item);
+  std::uint64_t block_elements = buffer.size() / item;
+  auto next = wanted.begin();
+  visit_dtype(type, [&]<class T>(std::type_identity<T>) {
+    while (next != wanted.end()) {
+      check_interrupt();
+      std::uint64_t first = next->storage;
+      std::uint64_t count = std::min(block_elements, wanted.back().storage - first + 1);
+      std::span<std::byte> block(buffer.data(), count * item);
+      std::size_t got = 0;
+      try {
+        got = pread_fully(raw.fd, block, raw.offset + first * item);
+      } catch (const std::system_error& failure) {
+        throw error(tensor_reference(info), "read failed: " + failure.code().message());
+      }
+      if (got < block.size()) {
+        throw error(tensor_reference(info), "truncated data: the file shrank while being read");
+      }
+      if (raw.swap_bytes) swap_byte_order(block, item);
+      auto elements = elements_of<T>(block);
+      for (; next != wanted.end() && next->storage < first + count; ++next) {
+        values[next->target] = to_double(elements[next->storage - first]);
+      }
+    }
+  });
+}
 
 }  // namespace
 
@@ -117,22 +176,11 @@ std::vector<double> read_maps(block_reader& reader, dtype type, const tensor_inf
             [](const wanted_element& a, const wanted_element& b) { return a.storage < b.storage; });
 
   std::vector<double> values(wanted.size());
-  auto next = wanted.begin();
-  std::uint64_t block_start = 0;
-  visit_dtype(type, [&]<class T>(std::type_identity<T>) {
-    while (next != wanted.end()) {
-      auto block = reader.next();
-      if (block.empty()) {
-        throw error(tensor_reference(info), "the data ended before the maps to draw");
-      }
-      auto elements = elements_of<T>(block);
-      std::uint64_t block_end = block_start + elements.size();
-      for (; next != wanted.end() && next->storage < block_end; ++next) {
-        values[next->target] = to_double(elements[next->storage - block_start]);
-      }
-      block_start = block_end;
-    }
-  });
+  if (auto raw = reader.raw()) {
+    read_in_place(*raw, type, info, wanted, values);
+  } else {
+    read_streaming(reader, type, info, wanted, values);
+  }
   return values;
 }
 
