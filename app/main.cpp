@@ -176,29 +176,39 @@ void declare_view(CLI::App& app, featpool::view_options& options, view_flags& fl
       ->required();
   view->add_option("-o,--output", options.output,
                    "grid.png, or - for the PNG on standard output (default: draw on the "
-                   "terminal)");
+                   "terminal)")
+      ->type_name("PATH");
   view->add_flag("--term", options.term,
                  "Draw on standard output as text even when it is not a terminal");
   view->add_option("--sample", flags.sample, "Which sample (position on N; -1 is the last)")
+      ->type_name("N")
       ->capture_default_str();
   view->add_option("--channels", flags.channels,
                    "Which channels, as a Python slice: 8:24, -16:, ::4, or one index")
+      ->type_name("SLICE")
       ->capture_default_str();
   view->add_option("--cols", options.cols, "Tiles per row (default: ceil(sqrt(tiles)))")
+      ->type_name("K")
       ->check(CLI::PositiveNumber);
   view->add_option("--tile", options.tile,
-                   "Maps are enlarged by the whole factor that fits them in TILE pixels")
+                   "Each map is enlarged by the largest whole factor that keeps it within PIXELS")
+      ->type_name("PIXELS")
       ->check(CLI::Range(std::uint64_t{1}, featpool::kMaxTile))
       ->capture_default_str();
   view->add_option("--depth", flags.depth,
-                   "3-D maps: which slice along D (default: the middle one)");
-  view->add_option("--cmap", flags.cmap, "gray, viridis or magma")->capture_default_str();
+                   "3-D maps: which slice along D (default: the middle one)")
+      ->type_name("D");
+  view->add_option("--cmap", flags.cmap, "gray, viridis or magma")
+      ->type_name("NAME")
+      ->capture_default_str();
   view->add_option("--scale", flags.scale,
                    "channel: each map from its own min to max; global: one range for all")
+      ->type_name("MODE")
       ->capture_default_str();
   view->add_option("--layout", flags.layout,
                    "Axis letters: N batch, C channels, others spatial (default by rank: NCL, "
-                   "NCHW, NCDHW)");
+                   "NCHW, NCDHW)")
+      ->type_name("LETTERS");
   view->add_flag("--force", options.force, "Overwrite an existing output");
 }
 
