@@ -45,6 +45,10 @@ TEST_CASE("python slices select what Python's would") {
   CHECK(slice_of(":", 3) == positions{0, 1, 2});
   CHECK(slice_of("-1", 4) == positions{3});
   CHECK(slice_of("4", 4).empty());
+  // Bounds past 64 bits clamp as Python's do.
+  CHECK(slice_of("0:99999999999999999999", 3) == positions{0, 1, 2});
+  CHECK(slice_of("-99999999999999999999::99999999999999999999", 3) == positions{0});
+  CHECK(slice_of("99999999999999999999", 3).empty());
   CHECK(slice_of("-5", 4).empty());
 }
 

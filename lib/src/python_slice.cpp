@@ -10,12 +10,17 @@
 namespace featpool {
 namespace {
 
+// An integer, saturated to 64 bits: Python's integers have no bounds, and on
+// an axis of fewer than 2^63 positions a saturated bound, step or index
+// selects what the exact one would.
 std::optional<std::int64_t> whole_number(std::string_view text) {
   std::int64_t value = 0;
   auto [end, failure] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || failure != std::errc{} || end != text.data() + text.size()) {
-    return std::nullopt;
+  if (text.empty() || end != text.data() + text.size()) return std::nullopt;
+  if (failure == std::errc::result_out_of_range) {
+    return text.front() == '-' ? INT64_MIN : INT64_MAX;
   }
+  if (failure != std::errc{}) return std::nullopt;
   return value;
 }
 

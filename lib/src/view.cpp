@@ -61,12 +61,13 @@ chosen_tensor resolve_one(const std::string& argument) {
   }
   if (names.empty()) throw error(argument, "holds no tensor to draw");
   if (names.size() > 1) {
-    std::size_t named = std::min(names.size(), kNamedTensors);
-    std::string list = fmt::format("{}", fmt::join(names.begin(), names.begin() + named, ", "));
-    if (names.size() > named) list += fmt::format(" and {} more", names.size() - named);
+    std::size_t count = names.size();
+    names.resize(std::min(count, kNamedTensors));
+    std::string list = fmt::format("{}", fmt::join(names, ", "));
+    if (count > names.size()) list += fmt::format(" and {} more", count - names.size());
     throw error(argument, fmt::format("resolves to {} tensors ({}); view draws one: name it as "
                                       "FILE:NAME",
-                                      names.size(), list));
+                                      count, list));
   }
   return std::move(*chosen);
 }

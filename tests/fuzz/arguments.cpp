@@ -1,8 +1,9 @@
-// Fuzz target: the command line's value parsers. The input is up to three
+// Fuzz target: the command line's value parsers. The input is up to four
 // lines, up to its first NUL (arguments are C strings): a --size value (one
-// size, or a pyramid's levels), a --layout value and the NAME of a FILE:NAME
-// argument (also tried as a --name glob). Each must parse or be refused with
-// featpool's own error, and what parses must make sense.
+// size, or a pyramid's levels), a --layout value, the NAME of a FILE:NAME
+// argument (also tried as a --name glob) and a --channels slice. Each must
+// parse or be refused with featpool's own error, and what parses must make
+// sense.
 
 #include <cctype>
 #include <cstddef>
@@ -21,6 +22,7 @@
 #include "featpool/discover.hpp"
 #include "featpool/error.hpp"
 #include "featpool/layout.hpp"
+#include "featpool/python_slice.hpp"
 
 namespace {
 
@@ -139,6 +141,34 @@ void check_selector(std::string_view name) {
   }
 }
 
+// A slice selects, on axes of a few lengths, positions in range, each once,
+// stepping as its step says; as many as Python's len(range(*s.indices(n))).
+void check_slice(std::string_view text) {
+  python_slice slice;
+  try {
+    slice = parse_python_slice("--channels", text);
+  } catch (const usage_error&) {
+    return;
+  }
+  for (std::uint64_t length = 0; length <= 9; ++length) {
+    auto positions = slice_positions(slice, length);
+    if (slice.single_index) {
+      if (positions.size() > 1 || (positions.size() == 1 && positions[0] >= length)) {
+        broken("an index selected more than one position, or one out of range", text);
+      }
+      continue;
+    }
+    std::int64_t step = slice.step.value_or(1);
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      if (positions[i] >= length) broken("a slice selected a position out of range", text);
+      if (i > 0 && static_cast<std::int64_t>(positions[i] - positions[i - 1]) != step) {
+        broken("a slice did not step by its step", text);
+      }
+    }
+    if (positions.size() > length) broken("a slice selected more positions than there are", text);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -146,10 +176,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Command-line arguments are C strings: none holds a NUL.
   text = text.substr(0, text.find('\0'));
   auto [size_text, after_size] = next_line(text);
-  auto [layout_text, name] = next_line(after_size);
+  auto [layout_text, after_layout] = next_line(after_size);
+  auto [name, slice_text] = next_line(after_layout);
   check_size(size_text);
   check_size_levels(size_text);
   check_layout(layout_text);
   check_selector(name);
+  check_slice(slice_text);
   return 0;
 }

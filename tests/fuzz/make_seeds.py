@@ -19,8 +19,9 @@ are left alone):
   torch_pt    torch.save files (torch's zip format): a tensor alone, of every
               storage type, in a dict, an OrderedDict, a list and nested
               containers, an nn.Parameter, views with offsets and strides
-  arguments   --size, --layout and FILE:NAME values, one "SIZE\\nLAYOUT\\nNAME"
-              a file, with the names of the samples' tensors
+  arguments   --size, --layout, FILE:NAME and --channels values, one
+              "SIZE\\nLAYOUT\\nNAME\\nSLICE" a file, with the names of the
+              samples' tensors
 
 Small seeds let the fuzzer mutate every feature of the samples quickly; the
 whole samples keep the real files' structure in the corpus. The output is the
@@ -52,6 +53,9 @@ SIZES = ("1", "7", "7x7", "3x5", "_x7", "2x2x2", "_", "1x_x3", "0x7", "7x", "x",
          "18446744073709551615", "18446744073709551616", "7X7", " 7")
 LAYOUTS = ("NCHW", "NHWC", "NCL", "NLC", "NCDHW", "NDHWC", "CHW", "HWC", "L", "nchw", "NCHWN",
            "NC", "N1HW", "")
+SLICES = (":64", "8:24", "-16:", "::4", "::-1", "8:24:2", "5", "-1", "1:2:0", "a:b", "1:2:3:4",
+          ":", "", "-9223372036854775808:9223372036854775807:-9223372036854775808",
+          "9223372036854775808")
 
 
 def miniature(array):
@@ -235,9 +239,10 @@ def tensor_names(samples):
 def argument_seeds(samples, out):
     names = tensor_names(samples)
     names += ["layer*/act", "/block[12]/conv", "conv?", "*", "[", "a:b", "/", ""]
-    count = max(len(SIZES), len(LAYOUTS), len(names))
+    count = max(len(SIZES), len(LAYOUTS), len(names), len(SLICES))
     for i in range(count):
-        line = "\n".join((SIZES[i % len(SIZES)], LAYOUTS[i % len(LAYOUTS)], names[i % len(names)]))
+        line = "\n".join((SIZES[i % len(SIZES)], LAYOUTS[i % len(LAYOUTS)], names[i % len(names)],
+                          SLICES[i % len(SLICES)]))
         write(out["arguments"], f"value_{i:02d}", line.encode())
 
 
