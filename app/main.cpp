@@ -83,6 +83,9 @@ void declare_inspect(CLI::App& app, std::vector<std::string>& inputs,
   inspect->add_flag("--stats", options.stats,
                     "Add min, max, mean, std of the finite values and NaN/Inf counts");
   inspect->add_flag(
+      "--hist", options.hist,
+      "Add a 16-bin histogram of the finite values between min and max (implies --stats)");
+  inspect->add_flag(
       "--attrs", options.attrs,
       "Add each HDF5 dataset's attributes, a safetensors file's metadata, and where each .pt "
       "tensor lies");

@@ -59,6 +59,29 @@ TEST_CASE("inspect: JSON records carry SPEC's keys in order, stats null when abs
   CHECK(render_inspect_json({t}, options)[0]["nan_count"].is_null());
 }
 
+TEST_CASE("inspect: --hist implies --stats, its column last and its key after inf_count") {
+  auto t = sample_tensor();
+  t.stats = tensor_stats{1.0, 2.0, 1.5, 0.5, 0, 0};
+  // Empty bins are spaces, the trailing ones too: the cell is always 16 characters.
+  t.hist = histogram_counts{0, 4, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+  auto none = sample_tensor();
+  none.info.name = "/g/s";
+  none.info.type.reset();
+  inspect_options options;
+  options.hist = true;
+  CHECK(render_inspect_text({t, none}, options) ==
+        "TENSOR     SHAPE   DTYPE    ENDIAN  ORDER  BYTES  MIN  MAX  MEAN  STD  NAN  INF  CHUNKS  "
+        "FILTERS       HIST\n"
+        "f.h5:/g/x  (2, 3)  float32  little  C      24     1    2    1.5   0.5  0    0    (1, 3)  "
+        "shuffle,gzip   \u2588      \u2582       \n"
+        "f.h5:/g/s  (2, 3)  float32  little  C      24     -    -    -     -    -    -    (1, 3)  "
+        "shuffle,gzip  -\n");
+  auto json = render_inspect_json({t, none}, options);
+  CHECK(json[0].dump().find(R"("inf_count":0,"hist":[0,4,0,0,0,0,0,0,1,0,0,0,0,0,0,0]})") !=
+        std::string::npos);
+  CHECK(json[1]["hist"].is_null());
+}
+
 TEST_CASE("inspect: a failing input is one line on errors and the rest is still listed") {
   testing::temp_dir dir;
   auto good = testing::write_file(dir.file("good.npy"),

@@ -15,6 +15,9 @@
 namespace featpool {
 namespace {
 
+// --hist implies --stats: the histogram's bins lie between the min and max.
+bool with_stats(const inspect_options& options) { return options.stats || options.hist; }
+
 std::string number_text(const std::optional<double>& value) {
   return value ? fmt::format("{:.6g}", *value) : "-";
 }
@@ -65,8 +68,10 @@ std::string render_inspect_text(const std::vector<inspected_tensor>& tensors,
   std::vector<std::vector<std::string>> rows;
   std::vector<std::vector<std::string>> trailers;
   std::vector<std::string> header{"TENSOR", "SHAPE", "DTYPE", "ENDIAN", "ORDER", "BYTES"};
-  if (options.stats) header.insert(header.end(), {"MIN", "MAX", "MEAN", "STD", "NAN", "INF"});
+  if (with_stats(options)) header.insert(header.end(), {"MIN", "MAX", "MEAN", "STD", "NAN", "INF"});
   header.insert(header.end(), {"CHUNKS", "FILTERS"});
+  // Last, so that no column of a listing without it moves.
+  if (options.hist) header.push_back("HIST");
   rows.push_back(header);
   trailers.emplace_back();
   for (const auto& tensor : tensors) {
@@ -77,7 +82,7 @@ std::string render_inspect_text(const std::vector<inspected_tensor>& tensors,
                                  std::string(byte_order_name(info.stored_byte_order)),
                                  info.order == memory_order::c ? "C" : "F",
                                  std::to_string(info.nbytes)};
-    if (options.stats) {
+    if (with_stats(options)) {
       if (tensor.stats) {
         const auto& s = *tensor.stats;
         row.insert(row.end(),
@@ -89,6 +94,7 @@ std::string render_inspect_text(const std::vector<inspected_tensor>& tensors,
     }
     row.push_back(info.chunks ? shape_text(*info.chunks) : "-");
     row.push_back(info.filters.empty() ? "-" : fmt::format("{}", fmt::join(info.filters, ",")));
+    if (options.hist) row.push_back(tensor.hist ? histogram_bars(*tensor.hist) : "-");
     rows.push_back(std::move(row));
     std::vector<std::string> attribute_lines;
     if (options.attrs && tensor.attributes.is_object()) {
@@ -121,7 +127,7 @@ nlohmann::ordered_json render_inspect_json(const std::vector<inspected_tensor>& 
     };
     // Where a safetensors tensor lies, from the data's start.
     if (info.data_offsets) record["data_offsets"] = *info.data_offsets;
-    if (options.stats) {
+    if (with_stats(options)) {
       const auto* s = tensor.stats ? &*tensor.stats : nullptr;
       record["min"] = s ? optional_number(s->min) : nullptr;
       record["max"] = s ? optional_number(s->max) : nullptr;
@@ -129,6 +135,7 @@ nlohmann::ordered_json render_inspect_json(const std::vector<inspected_tensor>& 
       record["std"] = s ? optional_number(s->std) : nullptr;
       record["nan_count"] = s ? nlohmann::json(s->nan_count) : nullptr;
       record["inf_count"] = s ? nlohmann::json(s->inf_count) : nullptr;
+      if (options.hist) record["hist"] = tensor.hist ? nlohmann::json(*tensor.hist) : nullptr;
     }
     if (options.attrs) {
       record["attrs"] =
@@ -160,13 +167,22 @@ int run_inspect(const std::vector<std::string>& inputs, const inspect_options& o
         auto source = open_input(file);
         const auto& tensors = source->tensors();
         for (auto index : select_tensors(tensors, file, options.name_globs)) {
-          inspected_tensor tensor{tensors[index], std::nullopt, nullptr};
+          inspected_tensor tensor{tensors[index], std::nullopt, nullptr, std::nullopt};
           tensor.info.file = file.display;
           if (options.attrs) tensor.attributes = source->attributes(index);
-          if (options.stats && tensor.info.numeric()) {
+          if (with_stats(options) && tensor.info.numeric()) {
             try {
-              auto reader = open_computed(*source, index);
-              tensor.stats = compute_stats(*reader, computed_type(*tensor.info.type));
+              // Each reader is closed before the next opens (an NPZ member's
+              // archive handle goes back to the pool).
+              auto type = computed_type(*tensor.info.type);
+              tensor.stats = compute_stats(*open_computed(*source, index), type);
+              // The bins need the min and max first, so a second pass, which
+              // a stream, read once, cannot give.
+              const auto& s = *tensor.stats;
+              if (options.hist && !file.stream && s.min) {
+                tensor.hist =
+                    compute_histogram(*open_computed(*source, index), type, *s.min, *s.max);
+              }
             } catch (const error& failure) {
               report(failure);
             }

@@ -21,11 +21,14 @@ std::vector<std::string> aligned_lines(const std::vector<std::vector<std::string
   std::vector<std::string> lines;
   for (const auto& row : rows) {
     std::string line;
+    std::size_t text_end = 0;  // past the last non-empty cell: the padding after it is dropped
     for (std::size_t i = 0; i < row.size(); ++i) {
       line += row[i];
+      if (!row[i].empty()) text_end = line.size();
       if (i + 1 < row.size()) line.append(widths[i] - columns(row[i]) + 2, ' ');
     }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
+    // A cell's own trailing spaces stay: inspect's histogram draws empty bins as spaces.
+    line.resize(text_end);
     lines.push_back(std::move(line));
   }
   return lines;

@@ -127,6 +127,56 @@ class Inspect(unittest.TestCase):
         self.assertGreater(record["inf_count"], 0)
         self.assertLessEqual(record["min"], record["mean"])
 
+    def test_hist_column_is_last_with_one_bar_a_bin(self):
+        files = (sample("tokens_ncl.npy"), sample("unicode_labels.npy"))
+        code, out, err = run("inspect", "--hist", *files)
+        self.assertEqual((code, err), (0, ""))
+        header, numeric, text = out.split("\n")[:3]
+        self.assertIn(" MIN ", header)  # --hist implies --stats
+        column = header.index("HIST")
+        self.assertEqual(header[column:], "HIST")
+        # One character a bin, empty bins as spaces (trailing ones kept), the
+        # level ceil(8 * count / largest count) of the counts --json gives.
+        _, out, _ = run("inspect", "--json", "--hist", files[0])
+        counts = json.loads(out)[0]["hist"]
+        largest = max(counts)
+        levels = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+        expected = "".join(" " if c == 0 else levels[(8 * c + largest - 1) // largest - 1]
+                           for c in counts)
+        self.assertEqual(len(numeric[column:]), 16)
+        self.assertEqual(numeric[column:], expected)
+        self.assertIn("\u2588", expected)
+        self.assertEqual(text[column:], "-")  # non-numeric
+
+    def test_hist_of_a_stream_is_dash_while_its_stats_are_computed(self):
+        with open(sample("tokens_ncl.npy"), "rb") as f:
+            code, out, err = run("inspect", "--hist", "-", stdin=f)
+        self.assertEqual((code, err), (0, ""))
+        header, row = out.splitlines()
+        self.assertEqual(row[header.index("HIST"):], "-")
+        float(row[header.index("MIN"):].split()[0])  # a number, not "-"
+        with open(sample("tokens_ncl.npy"), "rb") as f:
+            code, out, err = run("inspect", "--json", "--hist", "-", stdin=f)
+        self.assertEqual((code, err), (0, ""))
+        record = json.loads(out)[0]
+        self.assertIsNone(record["hist"])
+        self.assertIsNotNone(record["min"])
+        self.assertEqual(list(record)[-2:], ["inf_count", "hist"])
+
+    def test_hist_of_a_fifo_is_null(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fifo = os.path.join(tmp, "feed.npy")
+            os.mkfifo(fifo)
+            writer = subprocess.Popen(
+                ["sh", "-c", f"cat '{sample('tokens_ncl.npy')}' > '{fifo}'"]
+            )
+            code, out, err = run("inspect", "--json", "--hist", fifo)
+            writer.wait(timeout=30)
+            self.assertEqual((code, err), (0, ""))
+            record = json.loads(out)[0]
+            self.assertIsNone(record["hist"])
+            self.assertIsNotNone(record["mean"])
+
     def test_attrs_are_shown(self):
         code, out, _ = run("inspect", "--json", "--attrs", sample("feats.h5"))
         self.assertEqual(code, 0)

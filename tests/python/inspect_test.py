@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""Differential test: `featpool inspect --json [--stats]` against numpy and h5py.
+"""Differential test: `featpool inspect --json [--stats] [--hist]` against numpy and h5py.
 
 Usage:
     /usr/bin/python3 tests/python/inspect_test.py FEATPOOL SAMPLE_DATA_DIR [--seed N]
 
 numpy and h5py are the reference: whatever they report for a file (shape,
 dtype, byte order, memory order, size, chunks, filters, and statistics of the
-finite values) is what featpool must print. The test checks every committed
+finite values, and numpy.histogram's 16 bins of them, count for count) is
+what featpool must print. The test checks every committed
 sample, then a few hundred files generated from a fixed seed (printed, and
 settable with --seed) covering every numeric dtype, both byte orders, both
 memory orders, every NPY version, ranks 0-5 with zero-length dimensions, NPZ
@@ -40,6 +41,7 @@ NUMERIC_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "
 BASE_KEYS = ("file", "name", "format", "shape", "dtype", "numeric", "byte_order", "order",
              "nbytes", "chunks", "filters")
 STATS_KEYS = ("min", "max", "mean", "std", "nan_count", "inf_count")
+HIST_BINS = 16
 
 # h5py's names for the filter ids it knows (h5py.filters); HDF5 itself calls
 # filter 1 "deflate", but the contract uses h5py's vocabulary.
@@ -105,7 +107,25 @@ def stats_of(array):
         ref.update(min=float(finite.min()), max=float(finite.max()),
                    mean=float(finite.mean()), std=float(finite.std()),
                    n=int(finite.size), scale=float(np.abs(finite).max()))
+    ref["hist"] = hist_of(finite)
     return ref
+
+
+def hist_of(finite):
+    """numpy.histogram(finite, bins=16)'s counts, as --hist must give them.
+
+    None when no value is finite, and where numpy.histogram itself fails (it
+    raises IndexError when max - min overflows float64, or when min == max
+    is so large that numpy's widening by 0.5 is lost to rounding).
+    """
+    if finite.size == 0:
+        return None
+    with np.errstate(all="ignore"):
+        try:
+            counts = np.histogram(finite.astype(np.float64), bins=HIST_BINS)[0]
+        except (IndexError, ValueError):
+            return None
+    return [int(c) for c in counts]
 
 
 def tensor_record(file, name, fmt, shape, dt, order, nbytes, chunks=None, filters=()):
@@ -295,7 +315,7 @@ class Checker:
             return None
         return data
 
-    def compare(self, label, expected, got, want_stats):
+    def compare(self, label, expected, got, want_stats, want_hist=False):
         """Compare records by (file, name), then the order they came in."""
         if got is None:
             self.failed += len(expected) or 1
@@ -313,7 +333,7 @@ class Checker:
                 self.fail(where, "presence", "listed once", f"listed {len(matches)} times")
                 self.failed += 1
                 continue
-            ok = self.compare_record(where, rec, matches[0], want_stats)
+            ok = self.compare_record(where, rec, matches[0], want_stats, want_hist)
             self.passed += ok
             self.failed += not ok
         extra = [k for k in got_keys if k not in set(keys)]
@@ -328,7 +348,7 @@ class Checker:
                       keys[first], got_keys[first])
             self.failed += 1
 
-    def compare_record(self, where, exp, got, want_stats):
+    def compare_record(self, where, exp, got, want_stats, want_hist=False):
         ok = True
 
         def bad(field, expected, actual):
@@ -337,6 +357,8 @@ class Checker:
             self.fail(where, field, expected, actual)
 
         wanted = set(BASE_KEYS) | (set(STATS_KEYS) if want_stats else set())
+        if want_hist:
+            wanted.add("hist")
         if "data_offsets" in exp:  # safetensors records only
             wanted.add("data_offsets")
             if got.get("data_offsets") != exp["data_offsets"]:
@@ -363,7 +385,23 @@ class Checker:
                 bad(field, exp[field], value)
         if want_stats:
             self.compare_stats(exp.get("stats"), got, bad)
+        if want_hist:
+            self.compare_hist(exp.get("stats"), got, bad)
         return ok
+
+    def compare_hist(self, ref, got, bad):
+        """Exact counts, right after inf_count; null without finite values."""
+        if "hist" not in got:
+            return
+        keys = list(got)
+        if "inf_count" in got and keys.index("hist") != keys.index("inf_count") + 1:
+            bad("hist position", "right after inf_count", keys)
+        expected = None if ref is None else ref["hist"]
+        value = got["hist"]
+        well_typed = value is None or (isinstance(value, list) and len(value) == HIST_BINS
+                                       and all(is_int(v) for v in value))
+        if not well_typed or value != expected:
+            bad("hist", expected, value)
 
     def compare_stats(self, ref, got, bad):
         if ref is None:  # non-numeric: every statistic is null
@@ -544,6 +582,46 @@ class Generator:
             count += 1
         return count
 
+    def write_hist_cases(self, folder):
+        """Tensors whose histograms are easy to get wrong: constant ones (numpy
+        widens the range by 0.5), values on the bin edges and an ulp either
+        side, non-finite values beside finite ones, a range numpy.histogram
+        fails on (featpool then prints null), integer extremes, halves, and
+        tensors of several 4 MiB blocks (NPY, a chunked HDF5 dataset, NPZ)."""
+        os.makedirs(folder, exist_ok=True)
+        def on_and_beside_edges(first, last):
+            edges = np.linspace(first, last, HIST_BINS + 1)
+            return np.concatenate([edges, np.nextafter(edges, -np.inf)[1:],
+                                   np.nextafter(edges, np.inf)[:-1]])
+
+        arrays = {
+            "constant_float32": np.full((3, 4), 3.5, dtype=np.float32),
+            "constant_with_nonfinite": np.array([2.0, np.nan, np.inf, 2.0, -np.inf]),
+            "constant_bool": np.ones(5, dtype=bool),
+            "constant_int64_huge": np.full(4, 10**17, dtype=np.int64),  # numpy fails: null
+            # (A range that overflows float64 also makes std overflow, which
+            # the stats comparison rejects: the unit tests cover it.)
+            "on_edges": on_and_beside_edges(0.3, 1.1),
+            "on_inexact_edges": on_and_beside_edges(-1.3, 2.9),
+            "integers_on_edges": np.arange(17, dtype=np.int16),
+            "int8_extremes": np.arange(-128, 128, dtype=np.int8),
+            "uint64_extremes": np.array([0, 2**63, 2**64 - 1], dtype=np.uint64),
+            "float16_steps": (np.arange(-40, 41, dtype=np.float16) / np.float16(3)),
+            "float16_with_inf": np.array([1, 2, np.inf, 3, np.nan], dtype=np.float16),
+            "all_nan": np.full(3, np.nan, dtype=np.float32),
+            "empty": np.zeros((0, 3), dtype=np.float32),
+            "blocks_float32": self.rng.standard_normal(3_000_000).astype(np.float32),
+        }
+        for name, a in arrays.items():
+            np.save(os.path.join(folder, name + ".npy"), a)
+        big = self.rng.integers(-1000, 1000, size=(1000, 1500), dtype=np.int32)
+        with h5py.File(os.path.join(folder, "blocks.h5"), "w") as f:
+            f.create_dataset("chunked", data=big, chunks=(100, 1500), compression="gzip")
+        self.write_npz(os.path.join(folder, "blocks.npz"),
+                       {"big": self.rng.standard_normal((1200, 1000)),
+                        "constant": np.zeros(7, dtype=np.float16)}, compress=True, zip64=False)
+        return len(arrays) + 2
+
     def write_tree(self, root):
         """The whole random tree, with entries a directory listing must skip."""
         n = self.write_npy_matrix(os.path.join(root, "npy"))
@@ -555,6 +633,7 @@ class Generator:
         for rel in ("d.npy", "d/e/x.npy", "d/a.npy", "d-1/z.npy", "with space.npy"):
             np.save(os.path.join(root, rel), self.array("float32", rank=4))
             n += 1
+        n += self.write_hist_cases(os.path.join(root, "hist"))
         # Skipped: hidden files and folders, other extensions, symlinked folders.
         np.save(os.path.join(root, ".hidden.npy"), np.zeros(3))
         os.makedirs(os.path.join(root, ".cache"))
@@ -581,12 +660,12 @@ def main():
     check = Checker(args.seed)
 
     # a. Committed samples: through the directory, with and without --stats,
-    # and as explicit file arguments (file is then the path as given).
-    for want_stats in (False, True):
-        flags = ["--stats"] if want_stats else []
-        check.compare("samples" + (" --stats" if want_stats else ""),
-                      expect_directory(samples, want_stats),
-                      check.run(binary, flags + [samples]), want_stats)
+    # with --hist (which implies --stats), and as explicit file arguments
+    # (file is then the path as given).
+    for flags in ([], ["--stats"], ["--hist"]):
+        want_stats, want_hist = bool(flags), flags == ["--hist"]
+        check.compare(" ".join(["samples"] + flags), expect_directory(samples, want_stats),
+                      check.run(binary, flags + [samples]), want_stats, want_hist)
     files = [os.path.join(samples, rel) for rel in discover(samples)]
     files.reverse()  # command-line order wins over path order for file arguments
     expected = []
@@ -598,11 +677,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="featpool_inspect_") as tmp:
         count = Generator(args.seed).write_tree(tmp)
         print(f"inspect_test: generated {count} random files in {tmp}")
-        for want_stats in (False, True):
-            flags = ["--stats"] if want_stats else []
-            check.compare("random" + (" --stats" if want_stats else ""),
-                          expect_directory(tmp, want_stats),
-                          check.run(binary, flags + [tmp]), want_stats)
+        for flags in ([], ["--stats"], ["--stats", "--hist"]):
+            want_stats, want_hist = bool(flags), "--hist" in flags
+            check.compare(" ".join(["random"] + flags), expect_directory(tmp, want_stats),
+                          check.run(binary, flags + [tmp]), want_stats, want_hist)
 
     print(f"inspect_test: {check.passed} passed, {check.failed} failed")
     return 1 if check.failed else 0

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "featpool/histogram.hpp"
 #include "featpool/source.hpp"
 #include "featpool/stats.hpp"
 
@@ -18,6 +19,7 @@ namespace featpool {
 struct inspect_options {
   bool json = false;
   bool stats = false;
+  bool hist = false;  // implies stats: the histogram's bins span their min and max
   bool attrs = false;
   std::vector<std::string> name_globs;  // --name
 };
@@ -26,6 +28,9 @@ struct inspected_tensor {
   tensor_info info;
   std::optional<tensor_stats> stats;  // numeric tensors, with --stats
   nlohmann::json attributes;          // with --attrs: HDF5's by name, null elsewhere
+  // With --hist: numeric tensors with a finite value, except streams, which
+  // can be read only once.
+  std::optional<histogram_counts> hist;
 };
 
 // Lists the tensors of every input on `out`. An input that fails is
