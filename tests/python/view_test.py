@@ -12,12 +12,16 @@ element, k = max(1, tile // max(H, W)), in a grid with a one-pixel (32, 32, 32) 
 Covered: gray, viridis and magma; channel and global scale; NaN, infinities, constant and
 all-NaN channels; non-square maps and maps larger than the tile; --cols, --channels (ranges,
 negative bounds, steps, one index), --sample, --layout NHWC, CHW and HW, NCL strips, NCDHW
-depth slices; float16, integer (rounding ties), bool and 64-bit integer inputs; an NPZ
-member; `-o -`; the default of 64 tiles and --tile. Then the refusals: exit 1 with one line
-naming the tensor, or exit 2 for a malformed command line, and no file left behind.
+depth slices; float16, integer (rounding ties), bool and 64-bit integer inputs; values where
+float32 arithmetic or another order of operations would round otherwise; an NPZ member;
+Fortran-order and big-endian NPY, HDF5, safetensors (bfloat16 too), a strided torch.save
+view, a directory and stdin as inputs; `-o -`; the default of 64 tiles and --tile. Then the
+refusals: exit 1 with one line naming the tensor, or exit 2 for a malformed command line,
+and no file left behind.
 
 Inputs are random from --seed (printed). Needs Debian's interpreter (/usr/bin/python3) with
-numpy, PIL (python3-pil) and matplotlib (python3-matplotlib).
+numpy, PIL (python3-pil) and matplotlib (python3-matplotlib); the check of the other readers
+also h5py and torch, as the other output tests do.
 The last line is `view_test: N passed, M failed`; the exit code is 1 on any failure.
 """
 
@@ -26,6 +30,7 @@ import math
 import os
 import re
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -521,6 +526,64 @@ def check_npz_member(tmp):
     check_view(case, conv, source=one, cmap="gray", channels="1:3")  # exactly one tensor
 
 
+def check_input_formats(tmp):
+    """One tensor from each reader and memory order: the drawn elements are picked out of
+    Fortran-order and big-endian NPY files, a chunked, compressed HDF5 dataset, safetensors
+    (bfloat16 too), a strided view saved by torch.save, a directory of one file and stdin."""
+    import h5py
+    import safetensors_files
+    import torch
+
+    case = Case(tmp, "formats")
+    x = floats((3, 7, 6, 5), np.float64) * 50
+    check_view(case, x, source=case.npy("fortran.npy", np.asfortranarray(x)), sample=1,
+               channels="1:6:2", cmap="gray")
+    check_view(case, x.astype(">f4"), sample=-1, channels="::-2", cmap="gray")
+    check_view(case, (x * 100).astype(">i2"), sample=2, cmap="gray")
+    h5 = case.path("acts.h5")
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("/block/act", data=x.astype(np.float32), chunks=(2, 3, 4, 2),
+                         compression="gzip")
+        f.create_dataset("/other", data=x[:, :2].astype(np.float32))
+    check_view(case, x.astype(np.float32), source=f"{h5}:/block/act", sample=1,
+               channels="2:", cmap="gray")
+    one_h5 = case.path("one.h5")
+    with h5py.File(one_h5, "w") as f:
+        f.create_dataset("/only", data=x.astype(np.float32), chunks=(1, 7, 6, 5))
+    check_view(case, x.astype(np.float32), source=one_h5, sample=-1)
+    brain = torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)
+    st = case.path("model.safetensors")
+    safetensors_files.write(st, {
+        "layer.f32": x.astype(np.float32),
+        "layer.bf16": ("BF16", list(brain.shape), brain.view(torch.int16).numpy().tobytes())})
+    check_view(case, x.astype(np.float32), source=f"{st}:layer.f32", sample=2, cmap="gray")
+    check_view(case, brain.float().numpy(), source=f"{st}:layer.bf16", cmap="gray")
+    # A view of a larger storage, transposed: NCHW elements read through its strides.
+    storage = torch.from_numpy(floats((2, 3, 5, 6, 7), np.float64))
+    view = storage[1].permute(0, 1, 3, 2)[:, 1:4]  # (3, 3, 7, 6), not contiguous
+    pt = case.path("feats.pt")
+    torch.save({"feats": view, "whole": storage}, pt)
+    check_view(case, view.numpy(), source=f"{pt}:feats", sample=1, cmap="gray")
+    alone = case.path("alone.pt")
+    torch.save(view, alone)
+    check_view(case, view.numpy(), source=alone, sample=-1, channels="::-1")
+    folder = case.path("folder")
+    os.makedirs(folder)
+    np.save(os.path.join(folder, "x.npy"), x)
+    check_view(case, x, source=folder, cmap="gray")
+    # `-`: one NPY stream on standard input.
+    out = case.output()
+    with open(case.npy("stdin.npy", x.astype(np.float32)), "rb") as f:
+        done = subprocess.run([FEATPOOL, "view", "-", "-o", out, "--sample=1", "--cmap=gray"],
+                              stdin=f, capture_output=True, timeout=TIMEOUT_S)
+    require(done.returncode == 0, f"view - < stdin.npy: exit {done.returncode}, "
+                                  f"{done.stderr.decode('utf-8', 'replace').strip()}")
+    with open(out, "rb") as f:
+        got = decode_png(f.read(), out)
+    want, k, cols = expected_image(x.astype(np.float32), sample=1, cmap="gray")
+    require_same_image(got, want, k, cols, "view - < stdin.npy", (6, 5))
+
+
 def check_stdout(tmp):
     case = Case(tmp, "stdout")
     x = floats((2, 5, 5, 9))
@@ -662,6 +725,7 @@ def main():
         ("float64 in the contract's order at rounding ties",
          lambda: check_float64_order_at_ties(tmp)),
         ("FILE:NAME of an NPZ, and an NPZ of one tensor", lambda: check_npz_member(tmp)),
+        ("every reader and memory order, a directory, stdin", lambda: check_input_formats(tmp)),
         ("-o - writes the PNG to stdout", lambda: check_stdout(tmp)),
         ("an existing output, --force, .PNG", lambda: check_force_and_extension_case(tmp)),
         *error_checks(tmp),
