@@ -334,6 +334,10 @@ def check_non_finite_and_constant(tmp):
     for cmap in ("gray", "viridis", "magma"):
         check_view(case, x, cmap=cmap)
     check_view(case, x, cmap="gray", scale="global")
+    # Global hi == lo (a constant channel and an all-NaN one), and no finite value at all.
+    check_view(case, x, cmap="gray", scale="global", channels="2:4")
+    check_view(case, x, cmap="viridis", scale="global", channels="3:4")
+    check_view(case, x, cmap="gray", scale="global", channels="5:2:-2")
 
 
 def check_large_maps_and_tile(tmp):
@@ -417,8 +421,12 @@ def check_layouts(tmp):
     check_view(case, hw, layout="HW", cmap="gray")
     hwc = floats((6, 4, 3))
     check_view(case, hwc, layout="HWC", cols=1)
+    check_view(case, chw, layout="CHW", sample=-1)  # -1 of one sample: that sample
     cnhw = floats((3, 2, 4, 5))  # N inside the layout
     check_view(case, cnhw, layout="CNHW", sample=1, cmap="gray")
+    # Spatial axes are rows and columns in layout order, whatever their letters.
+    check_view(case, cnhw, layout="NCWH", sample=1, cmap="gray")
+    check_view(case, floats((2, 4, 7, 3)), layout="NXYC", cmap="gray")
 
 
 def check_ncl_strips(tmp):
@@ -446,6 +454,9 @@ def check_ncdhw_depth(tmp):
     check_view(case, even, cmap="gray")  # depth 4 // 2 = 2
     ndhwc = floats((1, 3, 5, 4, 2))
     check_view(case, ndhwc, layout="NDHWC", cmap="gray")
+    # The first spatial axis in layout order is the depth, whatever its letter.
+    check_view(case, x, source=src, layout="NCHWD", depth=-2, cmap="gray")
+    check_view(case, x, source=src, layout="NCXYZ", cmap="gray")
 
 
 def check_dtypes(tmp):
