@@ -257,19 +257,19 @@ def flag_args(layout=None, sample=None, channels=None, depth=None, cols=None, ti
     return args
 
 
-def check_view(case, x, source=None, extra=(), **flags):
+def check_view(case, x, source=None, **flags):
     """Draws x (saved as .npy unless `source` names it) with `flags` and compares the PNG
     with expected_image(x, **flags). Returns the pixels."""
     if source is None:
         source = case.npy(f"in{case.outputs + 1}.npy", x)
     out = case.output()
-    featpool("view", source, "-o", out, *flag_args(**flags), *extra)
+    featpool("view", source, "-o", out, *flag_args(**flags))
     with open(out, "rb") as f:
         got = decode_png(f.read(), out)
-    defaults = {k: v for k, v in flags.items() if v is not None}
-    want, k, cols = expected_image(x, **defaults)
-    maps_shape = drawn_maps(x, defaults.get("layout"), defaults.get("sample", 0),
-                            defaults.get("channels", ":64"), defaults.get("depth")).shape
+    given = {name: value for name, value in flags.items() if value is not None}
+    want, k, cols = expected_image(x, **given)
+    maps_shape = drawn_maps(x, given.get("layout"), given.get("sample", 0),
+                            given.get("channels", ":64"), given.get("depth")).shape
     require_same_image(got, want, k, cols,
                        f"{os.path.basename(source)} {' '.join(flag_args(**flags))}".strip(),
                        maps_shape[1:])
@@ -277,7 +277,7 @@ def check_view(case, x, source=None, extra=(), **flags):
 
 
 def floats(shape, dtype=np.float32, spread=1.0):
-    """Random floats of very different ranges per channel-sized block."""
+    """Standard normal values times `spread`, as `dtype`."""
     return (RNG.standard_normal(shape) * spread).astype(dtype)
 
 
