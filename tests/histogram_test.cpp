@@ -4,30 +4,13 @@
 #include <limits>
 #include <vector>
 
+#include "test_files.hpp"
 #include <doctest/doctest.h>
 
 namespace featpool {
 namespace {
 
-// Hands out a vector's bytes in blocks of a fixed element count, as the
-// readers hand out a tensor's.
-template <class T>
-class vector_reader final : public block_reader {
- public:
-  vector_reader(std::vector<T> values, std::size_t per_block)
-      : values_(std::move(values)), per_block_(per_block) {}
-  std::span<const std::byte> next() override {
-    std::size_t n = std::min(per_block_, values_.size() - offset_);
-    auto block = std::as_bytes(std::span(values_.data() + offset_, n));
-    offset_ += n;
-    return block;
-  }
-
- private:
-  std::vector<T> values_;
-  std::size_t per_block_;
-  std::size_t offset_ = 0;
-};
+using testing::vector_reader;
 
 // The counts of `values` as float64 between their own min and max.
 std::optional<histogram_counts> histogram_of(std::vector<double> values, double min, double max) {

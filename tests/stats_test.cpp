@@ -5,30 +5,13 @@
 #include <limits>
 #include <vector>
 
+#include "test_files.hpp"
 #include <doctest/doctest.h>
 
 namespace featpool {
 namespace {
 
-// Hands out a vector's bytes in blocks of a fixed element count, so merging
-// across blocks is exercised.
-template <class T>
-class vector_reader final : public block_reader {
- public:
-  vector_reader(std::vector<T> values, std::size_t per_block)
-      : values_(std::move(values)), per_block_(per_block) {}
-  std::span<const std::byte> next() override {
-    std::size_t n = std::min(per_block_, values_.size() - offset_);
-    auto block = std::as_bytes(std::span(values_.data() + offset_, n));
-    offset_ += n;
-    return block;
-  }
-
- private:
-  std::vector<T> values_;
-  std::size_t per_block_;
-  std::size_t offset_ = 0;
-};
+using testing::vector_reader;
 
 TEST_CASE("stats: finite values only, NaN and both infinities counted") {
   const double inf = std::numeric_limits<double>::infinity();
