@@ -298,6 +298,10 @@ def check_viridis_and_magma(tmp):
     check_view(case, x)  # viridis by default
     check_view(case, x, cmap="viridis")
     check_view(case, floats((1, 3, 5, 9), np.float64), cmap="magma")
+    # A ramp of 0..255 draws every entry of each table once.
+    every_entry = np.arange(256, dtype=np.float64).reshape(1, 1, 1, 256)
+    for cmap in ("viridis", "magma"):
+        check_view(case, every_entry, cmap=cmap)
 
 
 def check_global_scale(tmp):
