@@ -250,6 +250,8 @@ TEST_CASE("selecting maps out of range names the tensor") {
   CHECK_THROWS_WITH_AS(select_maps(info, nchw, request_of(0, "5:9")),
                        "x.npy: --channels 5:9 selects no channel: the tensor has 3 channels",
                        error);
+  CHECK_THROWS_WITH_AS(select_maps(info, nchw, request_of(0, "-4")),
+                       "x.npy: --channels -4 is out of range: the tensor has 3 channels", error);
   CHECK_THROWS_WITH_AS(select_maps(info, nchw, request_of(0, ":", 1)),
                        "x.npy: --depth applies to 3-D maps; layout NCHW has 2-D maps", error);
   CHECK_THROWS_WITH_AS(select_maps(info, parse_layout("NCDHW"), request_of(0, ":")),

@@ -118,8 +118,9 @@ map_selection select_maps(const tensor_info& info, const layout& axes, const map
   auto channel_count = length(axes.channel_axis);
   selection.channels = slice_positions(request.channels, channel_count);
   if (selection.channels.empty()) {
-    throw fail(fmt::format("--channels {} selects no channel: the tensor has {} channel{}",
-                           request.channels.text, channel_count, channel_count == 1 ? "" : "s"));
+    throw fail(fmt::format("--channels {} {}: the tensor has {} channel{}", request.channels.text,
+                           request.channels.single_index ? "is out of range" : "selects no channel",
+                           channel_count, channel_count == 1 ? "" : "s"));
   }
 
   const auto& spatial = axes.spatial_axes;

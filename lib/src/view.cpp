@@ -77,7 +77,7 @@ layout layout_of(const tensor_info& info, const std::optional<layout>& given) {
   auto by_rank = default_layout(info.shape.size());
   if (!by_rank) {
     throw error(tensor_reference(info),
-                fmt::format("rank {} has no default layout; pass --layout (e.g. HW or CHW)",
+                fmt::format("rank {} has no default layout; pass --layout (e.g. L, HW or CHW)",
                             info.shape.size()));
   }
   return *by_rank;
