@@ -27,7 +27,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from named_checks import command_line, require, run_command, run_in_temporary_folder  # noqa: E402,E501
+from named_checks import CaseFolder, command_line, require, run_command, run_in_temporary_folder  # noqa: E402,E501
 
 FEATPOOL = ""
 TIMEOUT_S = 60
@@ -103,28 +103,6 @@ def rows_of(array, has_batch=True):
     return array.reshape(array.shape[0], -1) if has_batch else array.reshape(1, -1)
 
 
-class Case:
-    """A folder for one check's files."""
-
-    def __init__(self, tmp, name):
-        self.dir = os.path.join(tmp, name)
-        self.outputs = 0
-        os.makedirs(self.dir)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def output(self, ext):
-        """A new output path: outputs are never overwritten."""
-        self.outputs += 1
-        return self.path(f"out{self.outputs}.{ext}")
-
-    def npy(self, name, array):
-        path = self.path(name)
-        np.save(path, array)
-        return path
-
-
 def pooled_npy(case, source, flags):
     """The tensor featpool writes to an .npy with the same flags: the values to expect."""
     out = case.output("npy")
@@ -149,7 +127,7 @@ def float_checks(tmp):
     for dtype in (np.float32, np.float64):
         for ext in ("csv", "tsv"):
             def check(dtype=dtype, ext=ext):
-                case = Case(tmp, f"{np.dtype(dtype).name}_{ext}")
+                case = CaseFolder(tmp, f"{np.dtype(dtype).name}_{ext}")
                 # Values over many magnitudes, so that short and long texts both occur.
                 x = (rng.standard_normal((3, 7, 5, 4)) * 10.0 ** rng.integers(-9, 9, (3, 7, 1, 1)))
                 src = case.npy("acts.npy", x.astype(dtype))
@@ -167,7 +145,7 @@ def float_checks(tmp):
 
 
 def check_hdf5_tensors_append_rows(tmp):
-    case = Case(tmp, "hdf5_rows")
+    case = CaseFolder(tmp, "hdf5_rows")
     rng = np.random.default_rng(6)
     src = case.path("acts.h5")
     with h5py.File(src, "w") as f:
@@ -194,7 +172,7 @@ def check_hdf5_tensors_append_rows(tmp):
 
 
 def check_quoting(tmp):
-    case = Case(tmp, "quoting")
+    case = CaseFolder(tmp, "quoting")
     x = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
     for name, ext, sep in (('we,ird"name.npy', "csv", ","), ("tab\tname.npy", "tsv", "\t")):
         src = case.npy(name, x)
@@ -217,7 +195,7 @@ def check_quoting(tmp):
 
 
 def check_widths_must_agree(tmp):
-    case = Case(tmp, "widths")
+    case = CaseFolder(tmp, "widths")
     rng = np.random.default_rng(8)
     src = case.path("acts.h5")
     with h5py.File(src, "w") as f:
@@ -240,7 +218,7 @@ def check_widths_must_agree(tmp):
 
 
 def check_sample_axes(tmp):
-    case = Case(tmp, "sample_axes")
+    case = CaseFolder(tmp, "sample_axes")
     rng = np.random.default_rng(9)
     x = case.npy("maps.npy", rng.standard_normal((2, 3, 4, 4)).astype(np.float32))
     out = case.path("maps.csv")
@@ -264,7 +242,7 @@ def check_sample_axes(tmp):
 
 
 def check_integer_bool_half(tmp):
-    case = Case(tmp, "integers")
+    case = CaseFolder(tmp, "integers")
     rng = np.random.default_rng(10)
     ints = case.npy("ints.npy", rng.integers(-30000, 30000, (3, 4, 5, 5)).astype(np.int16))
     out = check_table(case, ints, ["--op", "max", "--flatten"],
@@ -283,7 +261,7 @@ def check_integer_bool_half(tmp):
 
 
 def check_non_finite(tmp):
-    case = Case(tmp, "non_finite")
+    case = CaseFolder(tmp, "non_finite")
     x = np.ones((2, 4, 2, 2), dtype=np.float32)
     x[0, 0, 0, 0] = np.nan
     x[0, 1, 1, 1] = np.inf
@@ -299,7 +277,7 @@ def check_non_finite(tmp):
 
 
 def check_dry_run_and_merge(tmp):
-    case = Case(tmp, "dry_run")
+    case = CaseFolder(tmp, "dry_run")
     src = case.npy("x.npy", np.ones((2, 3, 2, 2), dtype=np.float32))
     out = case.path("x.csv")
     _, stdout, _ = featpool("pool", src, "-o", out, "--flatten", "--dry-run", "--report", "-",
@@ -315,7 +293,7 @@ def check_dry_run_and_merge(tmp):
 def check_pyramid_rows(tmp):
     """A pyramid's output is flat already, even with N inside the layout (HCWN): one row per
     sample, normalized as asked."""
-    case = Case(tmp, "pyramid")
+    case = CaseFolder(tmp, "pyramid")
     x = np.random.default_rng(11).standard_normal((6, 3, 5, 2)).astype(np.float32)
     src = case.npy("acts.npy", x)
     check_table(case, src, ["--layout", "HCWN", "--size", "1,2x3", "--normalize", "l2"],

@@ -43,6 +43,29 @@ def run_command(cmd, expect=0, timeout=120):
     return done.returncode, done.stdout, stderr
 
 
+class CaseFolder:
+    """A folder for one check's files, inside the run's temporary folder."""
+
+    def __init__(self, tmp, name):
+        self.dir = os.path.join(tmp, name)
+        self.outputs = 0
+        os.makedirs(self.dir)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def output(self, ext):
+        """A new output path: outputs are never overwritten."""
+        self.outputs += 1
+        return self.path(f"out{self.outputs}.{ext}")
+
+    def npy(self, name, array):
+        import numpy as np  # only the tests that write arrays need it
+        path = self.path(name)
+        np.save(path, array)
+        return path
+
+
 def run_checks(checks):
     """Runs every (name, check) pair, printing `ok` or `FAIL` and why; returns (passed,
     failed)."""

@@ -40,7 +40,7 @@ import matplotlib
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree when CTest runs this
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from named_checks import (CheckFailed, command_line, require, run_command,  # noqa: E402
+from named_checks import (CaseFolder, CheckFailed, command_line, require, run_command,  # noqa: E402
                           run_in_temporary_folder)
 
 FEATPOOL = ""
@@ -183,28 +183,6 @@ def featpool(*args, expect=0):
     return run_command([FEATPOOL, *args], expect, TIMEOUT_S)
 
 
-class Case:
-    """A folder for one check's files."""
-
-    def __init__(self, tmp, name):
-        self.dir = os.path.join(tmp, name)
-        self.outputs = 0
-        os.makedirs(self.dir)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def output(self):
-        """A new output path: outputs are never overwritten."""
-        self.outputs += 1
-        return self.path(f"view{self.outputs}.png")
-
-    def npy(self, name, array):
-        path = self.path(name)
-        np.save(path, array)
-        return path
-
-
 def decode_png(data, what):
     """The pixels of an 8-bit RGB PNG, as a (height, width, 3) uint8 array."""
     require(data[:8] == PNG_SIGNATURE, f"{what}: not a PNG (starts {data[:8]!r})")
@@ -262,7 +240,7 @@ def check_view(case, x, source=None, **flags):
     with expected_image(x, **flags). Returns the pixels."""
     if source is None:
         source = case.npy(f"in{case.outputs + 1}.npy", x)
-    out = case.output()
+    out = case.output("png")
     featpool("view", source, "-o", out, *flag_args(**flags))
     with open(out, "rb") as f:
         got = decode_png(f.read(), out)
@@ -285,7 +263,7 @@ def floats(shape, dtype=np.float32, spread=1.0):
 # The checks.
 
 def check_gray_non_square(tmp):
-    case = Case(tmp, "gray_non_square")
+    case = CaseFolder(tmp, "gray_non_square")
     x = floats((2, 5, 5, 9))  # 5x9 maps: k = 64 // 9 = 7
     check_view(case, x, cmap="gray")
     y = floats((2, 4, 9, 5), np.float64, 1e3)  # 9x5 maps
@@ -293,7 +271,7 @@ def check_gray_non_square(tmp):
 
 
 def check_viridis_and_magma(tmp):
-    case = Case(tmp, "colormaps")
+    case = CaseFolder(tmp, "colormaps")
     x = floats((1, 6, 9, 5)) * np.arange(1, 7, dtype=np.float32)[None, :, None, None]
     check_view(case, x)  # viridis by default
     check_view(case, x, cmap="viridis")
@@ -307,7 +285,7 @@ def check_viridis_and_magma(tmp):
 def check_global_scale(tmp):
     """--scale global: one lo and hi over the drawn maps only; the extremes outside them
     (another sample, a channel not drawn) must not count."""
-    case = Case(tmp, "global")
+    case = CaseFolder(tmp, "global")
     x = floats((2, 6, 5, 9), np.float64)
     x[:, 2] *= 10.0
     x[:, 3] += 4.0
@@ -324,7 +302,7 @@ def check_global_scale(tmp):
 
 
 def check_non_finite_and_constant(tmp):
-    case = Case(tmp, "non_finite")
+    case = CaseFolder(tmp, "non_finite")
     x = floats((1, 8, 5, 6))
     x[0, 0, 1, 2] = np.nan                    # a NaN among finite values
     x[0, 1, 0, 0], x[0, 1, 4, 5] = np.inf, -np.inf  # both infinities
@@ -346,7 +324,7 @@ def check_non_finite_and_constant(tmp):
 
 def check_large_maps_and_tile(tmp):
     """k = max(1, tile // max(H, W)): 1 for maps larger than the tile, and --tile changes it."""
-    case = Case(tmp, "tile")
+    case = CaseFolder(tmp, "tile")
     big = floats((1, 3, 70, 81))  # larger than 64: k = 1
     check_view(case, big, cmap="gray")
     x = floats((1, 3, 5, 9))
@@ -358,7 +336,7 @@ def check_large_maps_and_tile(tmp):
 
 def check_default_tile_count(tmp):
     """100 channels: the first 64 are drawn, 8 x 8; --channels : draws all 100 in 10 x 10."""
-    case = Case(tmp, "default_count")
+    case = CaseFolder(tmp, "default_count")
     x = floats((1, 100, 3, 4))
     src = case.npy("x.npy", x)
     got = check_view(case, x, source=src, cmap="gray")
@@ -371,7 +349,7 @@ def check_default_tile_count(tmp):
 
 
 def check_cols(tmp):
-    case = Case(tmp, "cols")
+    case = CaseFolder(tmp, "cols")
     x = floats((1, 5, 5, 9))
     src = case.npy("x.npy", x)
     for cols in (1, 2, 3, 4, 5, 7):  # partial last rows, and more columns than tiles
@@ -382,7 +360,7 @@ def check_cols(tmp):
 
 
 def check_channels(tmp):
-    case = Case(tmp, "channels")
+    case = CaseFolder(tmp, "channels")
     x = floats((2, 12, 4, 6)) + np.arange(12, dtype=np.float32)[None, :, None, None]
     src = case.npy("x.npy", x)
     for channels in ("2:7", "-5:-1", "-5:", ":-9", "::2", "1:10:3", "::-1", "8:2:-2",
@@ -392,7 +370,7 @@ def check_channels(tmp):
 
 
 def check_sample(tmp):
-    case = Case(tmp, "sample")
+    case = CaseFolder(tmp, "sample")
     x = floats((3, 4, 5, 5))
     x[1] *= 100.0
     src = case.npy("x.npy", x)
@@ -402,10 +380,10 @@ def check_sample(tmp):
 
 def check_negative_values_as_separate_arguments(tmp):
     """`--sample -1`, `--channels -5:-1`, `--depth -1`, as a shell user types them."""
-    case = Case(tmp, "separate_negatives")
+    case = CaseFolder(tmp, "separate_negatives")
     x = floats((2, 6, 3, 4, 5))
     src = case.npy("x.npy", x)
-    out = case.output()
+    out = case.output("png")
     featpool("view", src, "-o", out, "--sample", "-1", "--channels", "-5:-1", "--depth", "-1",
              "--cmap", "gray")
     with open(out, "rb") as f:
@@ -415,7 +393,7 @@ def check_negative_values_as_separate_arguments(tmp):
 
 
 def check_layouts(tmp):
-    case = Case(tmp, "layouts")
+    case = CaseFolder(tmp, "layouts")
     nhwc = floats((2, 5, 9, 6))  # N, H=5, W=9, C=6
     check_view(case, nhwc, layout="NHWC", cmap="gray")
     check_view(case, nhwc, layout="NHWC", sample=1)
@@ -434,7 +412,7 @@ def check_layouts(tmp):
 
 
 def check_ncl_strips(tmp):
-    case = Case(tmp, "ncl")
+    case = CaseFolder(tmp, "ncl")
     x = floats((2, 5, 20))  # NCL by default: strips 1 x 20, k = 3
     got = check_view(case, x, cmap="gray")
     require(got.shape == (2 * (3 * 1 + 1) + 1, 3 * (3 * 20 + 1) + 1, 3), f"strips: {got.shape}")
@@ -445,7 +423,7 @@ def check_ncl_strips(tmp):
 
 def check_ncdhw_depth(tmp):
     """The drawn slice alone sets lo and hi: the other slices hold extremes."""
-    case = Case(tmp, "ncdhw")
+    case = CaseFolder(tmp, "ncdhw")
     x = floats((2, 3, 5, 4, 6), np.float64)
     x[:, :, 0] = 1e9
     x[:, :, 4] = -1e9
@@ -464,7 +442,7 @@ def check_ncdhw_depth(tmp):
 
 
 def check_dtypes(tmp):
-    case = Case(tmp, "dtypes")
+    case = CaseFolder(tmp, "dtypes")
     half = (RNG.standard_normal((2, 4, 6, 7)) * 100).astype(np.float16)
     half[0, 0, 0, 0], half[0, 1, 1, 1], half[0, 2, 2, 2] = np.nan, np.inf, -np.inf
     check_view(case, half, cmap="gray")
@@ -511,7 +489,7 @@ def near_ties(lo, hi):
 def check_float64_order_at_ties(tmp):
     """Values at which only np.round(255 * ((x - lo) / (hi - lo))) in float64 gives the
     contract's index; each channel holds its lo and hi and such values."""
-    case = Case(tmp, "ties")
+    case = CaseFolder(tmp, "ties")
     side = 24
     x = np.empty((1, 4, side, side), dtype=np.float64)
     found = 0
@@ -529,7 +507,7 @@ def check_float64_order_at_ties(tmp):
 
 
 def check_npz_member(tmp):
-    case = Case(tmp, "npz")
+    case = CaseFolder(tmp, "npz")
     conv = floats((2, 4, 5, 9))
     tokens = floats((2, 3, 12))
     src = case.path("dump.npz")
@@ -549,7 +527,7 @@ def check_input_formats(tmp):
     import safetensors_files
     import torch
 
-    case = Case(tmp, "formats")
+    case = CaseFolder(tmp, "formats")
     x = floats((3, 7, 6, 5), np.float64) * 50
     check_view(case, x, source=case.npy("fortran.npy", np.asfortranarray(x)), sample=1,
                channels="1:6:2", cmap="gray")
@@ -587,7 +565,7 @@ def check_input_formats(tmp):
     np.save(os.path.join(folder, "x.npy"), x)
     check_view(case, x, source=folder, cmap="gray")
     # `-`: one NPY stream on standard input.
-    out = case.output()
+    out = case.output("png")
     with open(case.npy("stdin.npy", x.astype(np.float32)), "rb") as f:
         done = subprocess.run([FEATPOOL, "view", "-", "-o", out, "--sample=1", "--cmap=gray"],
                               stdin=f, capture_output=True, timeout=TIMEOUT_S)
@@ -600,7 +578,7 @@ def check_input_formats(tmp):
 
 
 def check_stdout(tmp):
-    case = Case(tmp, "stdout")
+    case = CaseFolder(tmp, "stdout")
     x = floats((2, 5, 5, 9))
     src = case.npy("x.npy", x)
     _, data, _ = featpool("view", src, "-o", "-", "--cmap", "gray", "--sample", "1")
@@ -611,7 +589,7 @@ def check_stdout(tmp):
 
 
 def check_force_and_extension_case(tmp):
-    case = Case(tmp, "force")
+    case = CaseFolder(tmp, "force")
     x = floats((1, 3, 4, 4))
     src = case.npy("x.npy", x)
     out = case.path("exists.png")
@@ -647,7 +625,7 @@ def refuse(case, source, args, expect, names=()):
     """featpool view exits `expect`; for exit 1, one error line naming each of `names`; no
     file is added to the case's folder (no output, no temporary file)."""
     before = sorted(os.listdir(case.dir))
-    out = case.output()
+    out = case.output("png")
     _, stdout, err = featpool("view", source, "-o", out, *args, expect=expect)
     if expect == 1:
         for name in names:
@@ -659,7 +637,7 @@ def refuse(case, source, args, expect, names=()):
 
 
 def error_checks(tmp):
-    case = Case(tmp, "errors")
+    case = CaseFolder(tmp, "errors")
     x = floats((2, 6, 5, 4))
     src = case.npy("x.npy", x)
     vol = case.npy("vol.npy", floats((2, 3, 5, 4, 4)))
