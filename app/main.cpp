@@ -233,7 +233,9 @@ featpool::view_terminal view_terminal() {
   if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
     terminal.columns = size.ws_col;
   } else if (const char* columns = std::getenv("COLUMNS")) {
-    if (long value = std::strtol(columns, nullptr, 10); value > 0) terminal.columns = value;
+    if (long value = std::strtol(columns, nullptr, 10); value > 0) {
+      terminal.columns = static_cast<std::uint64_t>(value);
+    }
   }
   const char* no_color = std::getenv("NO_COLOR");
   terminal.colour = no_color == nullptr || *no_color == '\0';

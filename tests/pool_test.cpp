@@ -586,7 +586,8 @@ TEST_CASE("pool: --indices are PyTorch's return_indices, whatever the storage or
   // torch: the first of equal maxima, the last NaN, -inf alone at the
   // window's first element.
   const std::vector<std::int64_t> expected{0, 2, 3, 2, 0, 1};
-  for (std::size_t block : {1, 5, 18}) CHECK(run_indices(info, nchw, request, block) == expected);
+  for (std::size_t block : {1u, 5u, 18u})
+    CHECK(run_indices(info, nchw, request, block) == expected);
   // Fortran order stores W slowest and C faster than H: the ties and NaN
   // arrive in another order.
   info.order = memory_order::fortran;

@@ -280,14 +280,14 @@ TEST_CASE("PNG: rows encoded as they come decode to the same pixels") {
   std::size_t writes = 0;
   const std::uint32_t width = 300;
   const std::uint32_t height = 200;
-  auto pixel = [](std::uint32_t x, std::uint32_t y, int channel) {
+  auto pixel = [](std::uint32_t x, std::uint32_t y, std::uint32_t channel) {
     return static_cast<std::uint8_t>((x * 7 + y * 13 + channel * 101) % 256);
   };
   encode_png(
       "out.png", width, height,
       [&](std::uint32_t y, std::uint8_t* row) {
         for (std::uint32_t x = 0; x < width; ++x) {
-          for (int c = 0; c < 3; ++c) row[3 * x + c] = pixel(x, y, c);
+          for (std::uint32_t c = 0; c < 3; ++c) row[3 * x + c] = pixel(x, y, c);
         }
       },
       [&](std::string_view bytes) {
@@ -303,7 +303,8 @@ TEST_CASE("PNG: rows encoded as they come decode to the same pixels") {
   std::size_t wrong = 0;
   for (std::uint32_t y = 0; y < height; ++y) {
     for (std::uint32_t x = 0; x < width; ++x) {
-      for (int c = 0; c < 3; ++c) wrong += pixels[(y * width + x) * 3 + c] != pixel(x, y, c);
+      for (std::uint32_t c = 0; c < 3; ++c)
+        wrong += pixels[(y * width + x) * 3 + c] != pixel(x, y, c);
     }
   }
   CHECK(wrong == 0);
