@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -224,14 +225,20 @@ void apply_view_flags(featpool::view_options& options, const view_flags& flags) 
   if (!flags.layout.empty()) options.axes = featpool::parse_layout(flags.layout);
 }
 
+// The width of the terminal `fd` is, or nothing when it is none.
+std::optional<std::uint64_t> terminal_width(int fd) {
+  winsize size{};
+  if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return std::nullopt;
+}
+
 // Standard output as view draws on it: its width from the terminal, else
 // from COLUMNS, else 80; colour unless NO_COLOR is set (no-color.org).
 featpool::view_terminal view_terminal() {
   featpool::view_terminal terminal;
   terminal.is_terminal = ::isatty(STDOUT_FILENO) == 1;
-  winsize size{};
-  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
-    terminal.columns = size.ws_col;
+  if (auto width = terminal_width(STDOUT_FILENO)) {
+    terminal.columns = *width;
   } else if (const char* columns = std::getenv("COLUMNS")) {
     if (long value = std::strtol(columns, nullptr, 10); value > 0) {
       terminal.columns = static_cast<std::uint64_t>(value);
@@ -321,10 +328,7 @@ int main(int argc, char** argv) {
     }
     featpool::console io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1,
                          ::isatty(STDERR_FILENO) == 1};
-    winsize terminal{};
-    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &terminal) == 0 && terminal.ws_col > 0) {
-      io.err_columns = terminal.ws_col;
-    }
+    if (auto width = terminal_width(STDERR_FILENO)) io.err_columns = *width;
     if (app.got_subcommand("merge")) return featpool::run_merge(merge_options, io);
     apply_flags(pool_options, flags);
     // A bad FEATPOOL_KERNELS is a usage error, found before any work starts.
