@@ -6,7 +6,6 @@
 #include <limits>
 #include <new>
 #include <optional>
-#include <system_error>
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/global_control.h>
@@ -15,7 +14,6 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "featpool/bfloat16.hpp"
-#include "featpool/byte_stream.hpp"
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
 #include "featpool/interrupt.hpp"
@@ -36,20 +34,6 @@ constexpr std::size_t kInPlaceBlockBytes = std::size_t{256} << 10;
 // Tensors smaller than this are read by one thread: more would cost more
 // in starting and joining them than they save.
 constexpr std::uint64_t kParallelBytes = std::uint64_t{1} << 20;
-
-// Fills `block` from `fd` at `offset`; a file that ends first was cut short
-// while featpool read it (its size was checked when it was listed).
-void read_at(int fd, std::span<std::byte> block, std::uint64_t offset, const tensor_info& info) {
-  std::size_t got;
-  try {
-    got = pread_fully(fd, block, offset);
-  } catch (const std::system_error& failure) {
-    throw error(info.file, info.name, "read failed: " + failure.code().message());
-  }
-  if (got < block.size()) {
-    throw error(info.file, info.name, "truncated data: the file shrank while being read");
-  }
-}
 
 // Items in flight per worker: enough that a worker never waits for the
 // in-order stage, few enough that pooled results held for it stay small.
@@ -290,8 +274,7 @@ struct executor::state {
         check_interrupt();
         auto elements = std::min<std::uint64_t>(block_elements, ranges[part + 1] - at);
         std::span block(buffer.get(), static_cast<std::size_t>(elements) * item);
-        read_at(raw.fd, block, raw.offset + at * item, info);
-        if (raw.swap_bytes) swap_byte_order(block, item);
+        read_raw_elements(raw, info, item, at, block);
         stream->consume(block);
         if (progress) progress->add_bytes(block.size());
         at += elements;

@@ -1,11 +1,9 @@
 #include "featpool/map_selection.hpp"
 
 #include <algorithm>
-#include <system_error>
 
 #include <fmt/format.h>
 
-#include "featpool/byte_stream.hpp"
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
 #include "featpool/inspect.hpp"
@@ -72,16 +70,7 @@ void read_in_place(const raw_extent& raw, dtype type, const tensor_info& info,
       std::uint64_t first = next->storage;
       std::uint64_t count = std::min(block_elements, wanted.back().storage - first + 1);
       std::span<std::byte> block(buffer.data(), count * item);
-      std::size_t got = 0;
-      try {
-        got = pread_fully(raw.fd, block, raw.offset + first * item);
-      } catch (const std::system_error& failure) {
-        throw error(tensor_reference(info), "read failed: " + failure.code().message());
-      }
-      if (got < block.size()) {
-        throw error(tensor_reference(info), "truncated data: the file shrank while being read");
-      }
-      if (raw.swap_bytes) swap_byte_order(block, item);
+      read_raw_elements(raw, info, item, first, block);
       auto elements = elements_of<T>(block);
       for (; next != wanted.end() && next->storage < first + count; ++next) {
         values[next->target] = to_double(elements[next->storage - first]);

@@ -1,5 +1,11 @@
 #include "featpool/source.hpp"
 
+#include <system_error>
+
+#include "featpool/byte_stream.hpp"
+#include "featpool/element.hpp"
+#include "featpool/error.hpp"
+
 namespace featpool {
 
 std::string_view file_format_name(file_format format) {
@@ -27,6 +33,20 @@ std::uint64_t tensor_info::element_count() const noexcept {
   std::uint64_t count = 1;
   for (auto extent : shape) count *= extent;  // formats check for overflow on open
   return count;
+}
+
+void read_raw_elements(const raw_extent& raw, const tensor_info& info, std::size_t item,
+                       std::uint64_t first, std::span<std::byte> block) {
+  std::size_t got;
+  try {
+    got = pread_fully(raw.fd, block, raw.offset + first * item);
+  } catch (const std::system_error& failure) {
+    throw error(info.file, info.name, "read failed: " + failure.code().message());
+  }
+  if (got < block.size()) {
+    throw error(info.file, info.name, "truncated data: the file shrank while being read");
+  }
+  if (raw.swap_bytes) swap_byte_order(block, item);
 }
 
 }  // namespace featpool

@@ -13,7 +13,6 @@
 #include <utility>
 
 #include "featpool/bfloat16.hpp"
-#include "featpool/byte_stream.hpp"
 #include "featpool/discover.hpp"
 #include "featpool/element.hpp"
 #include "featpool/error.hpp"
@@ -68,10 +67,7 @@ void read_in_place(const raw_extent& raw, const tensor_info& info, pooler& kerne
   for (std::uint64_t at = 0; at < count;) {
     auto elements = std::min<std::uint64_t>(block_elements, count - at);
     std::span block(buffer.get(), static_cast<std::size_t>(elements) * item);
-    if (pread_fully(raw.fd, block, raw.offset + at * item) < block.size()) {
-      throw error(info.file, info.name, "truncated data: the file shrank while being read");
-    }
-    if (raw.swap_bytes) swap_byte_order(block, item);
+    read_raw_elements(raw, info, item, at, block);
     stream->consume(block);
     at += elements;
   }

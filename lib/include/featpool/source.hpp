@@ -66,6 +66,14 @@ struct raw_extent {
   bool swap_bytes = false;   // stored in the other byte order
 };
 
+// Reads the elements of `info` from `first` on, as many as fill `block`
+// (elements of `item` bytes), from where `raw` says they lie, in native byte
+// order. A file that ends first was cut short while featpool read it (its
+// size was checked when it was listed). Throws featpool::error naming the
+// tensor.
+void read_raw_elements(const raw_extent& raw, const tensor_info& info, std::size_t item,
+                       std::uint64_t first, std::span<std::byte> block);
+
 // Streams one tensor's elements: native byte order, the tensor's memory
 // order, every block a whole number of elements.
 class block_reader {
