@@ -91,10 +91,10 @@ grid_geometry fitted_grid(const grid_geometry& grid, std::uint64_t max_width) {
 void grid_row(const grid_geometry& grid, std::span<const std::uint16_t> levels, std::uint64_t y,
               std::span<std::uint16_t> row) {
   std::fill(row.begin(), row.end(), kBackgroundLevel);
-  if (y == 0) return;
+  if (is_gap(y, grid.tile_height)) return;
   std::uint64_t tile_row = (y - 1) / (grid.tile_height + 1);
   std::uint64_t within = (y - 1) % (grid.tile_height + 1);
-  if (tile_row >= grid.rows || within == grid.tile_height) return;
+  if (tile_row >= grid.rows) return;
   std::uint64_t map_y = within * grid.map_height / grid.tile_height;
   std::uint64_t map_size = grid.map_height * grid.map_width;
   for (std::uint64_t col = 0; col < grid.cols; ++col) {

@@ -11,12 +11,6 @@ namespace {
 constexpr std::string_view kUpperHalfBlock = "\u2580";
 constexpr std::string_view kReset = "\x1b[0m";
 
-// Whether a pixel row (or column) of the grid is a gap between tiles (or
-// the frame), given the tiles' height (or width).
-bool is_gap(std::uint64_t position, std::uint64_t tile_side) {
-  return position == 0 || (position - 1) % (tile_side + 1) == tile_side;
-}
-
 // One text line of two pixel rows in colour; the colours are set only when
 // they change from the cell before.
 void colour_line(std::string& out, std::span<const std::uint16_t> top,

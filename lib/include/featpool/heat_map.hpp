@@ -70,6 +70,12 @@ grid_geometry upscaled_grid(std::uint64_t tiles, std::uint64_t map_height, std::
 // one pixel). A grid that fits already is returned as it is.
 grid_geometry fitted_grid(const grid_geometry& grid, std::uint64_t max_width);
 
+// Whether pixel row (or column) `position` of a grid is a gap between tiles
+// or the frame, given the tiles' height (or width).
+inline bool is_gap(std::uint64_t position, std::uint64_t tile_side) {
+  return position == 0 || (position - 1) % (tile_side + 1) == tile_side;
+}
+
 // Fills `row` (grid.width() levels) with pixel row y of the grid: each tile
 // pixel shows the map value under it, nearest neighbour; gaps and empty
 // slots are kBackgroundLevel.
