@@ -32,6 +32,17 @@ def sample(name):
     return os.path.join(SAMPLES, name)
 
 
+def inspect_fed_fifo(*flags):
+    """`featpool inspect FLAGS FIFO` while another process writes a sample into the FIFO."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, "feed.npy")
+        os.mkfifo(fifo)
+        writer = subprocess.Popen(["sh", "-c", f"cat '{sample('tokens_ncl.npy')}' > '{fifo}'"])
+        result = run("inspect", *flags, fifo)
+        writer.wait(timeout=30)
+        return result
+
+
 class HelpAndUsage(unittest.TestCase):
     def test_help_lists_commands_examples_and_exit_codes(self):
         code, out, err = run("--help")
@@ -164,18 +175,11 @@ class Inspect(unittest.TestCase):
         self.assertEqual(list(record)[-2:], ["inf_count", "hist"])
 
     def test_hist_of_a_fifo_is_null(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            fifo = os.path.join(tmp, "feed.npy")
-            os.mkfifo(fifo)
-            writer = subprocess.Popen(
-                ["sh", "-c", f"cat '{sample('tokens_ncl.npy')}' > '{fifo}'"]
-            )
-            code, out, err = run("inspect", "--json", "--hist", fifo)
-            writer.wait(timeout=30)
-            self.assertEqual((code, err), (0, ""))
-            record = json.loads(out)[0]
-            self.assertIsNone(record["hist"])
-            self.assertIsNotNone(record["mean"])
+        code, out, err = inspect_fed_fifo("--json", "--hist")
+        self.assertEqual((code, err), (0, ""))
+        record = json.loads(out)[0]
+        self.assertIsNone(record["hist"])
+        self.assertIsNotNone(record["mean"])
 
     def test_attrs_are_shown(self):
         code, out, _ = run("inspect", "--json", "--attrs", sample("feats.h5"))
@@ -193,16 +197,9 @@ class Inspect(unittest.TestCase):
         self.assertEqual(json.loads(out)[0]["shape"], [2, 64, 50])
 
     def test_fifo_with_a_writer_is_read_as_a_stream(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            fifo = os.path.join(tmp, "feed.npy")
-            os.mkfifo(fifo)
-            writer = subprocess.Popen(
-                ["sh", "-c", f"cat '{sample('tokens_ncl.npy')}' > '{fifo}'"]
-            )
-            code, out, err = run("inspect", "--json", "--stats", fifo)
-            writer.wait(timeout=30)
-            self.assertEqual((code, err), (0, ""))
-            self.assertEqual(json.loads(out)[0]["shape"], [2, 64, 50])
+        code, out, err = inspect_fed_fifo("--json", "--stats")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(json.loads(out)[0]["shape"], [2, 64, 50])
 
     def test_truncated_stream_is_an_error(self):
         with open(sample("tokens_ncl.npy"), "rb") as f:
