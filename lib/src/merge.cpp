@@ -11,7 +11,6 @@
 #include "featpool/bfloat16.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
-#include "featpool/file_identity.hpp"
 #include "featpool/interrupt.hpp"
 #include "featpool/naming.hpp"
 #include "featpool/plan.hpp"
@@ -160,17 +159,8 @@ class merger {
   }
 
   void check_output() {
-    auto output = identity_of(options_.output);
-    if (!output) return;
-    for (const auto& file : files_) {
-      if (!file.stream && identity_of(file.path) == output) {
-        failures_.push_back(error_line(error(options_.output, "the output is one of the inputs")));
-        return;
-      }
-    }
-    if (!options_.force) {
-      failures_.push_back(
-          error_line(error(options_.output, "exists; pass --force to overwrite it")));
+    if (auto refusal = output_refusal(options_.output, files_, options_.force)) {
+      failures_.push_back(error_line(error(options_.output, *refusal)));
     }
   }
 

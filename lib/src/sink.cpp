@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "featpool/error.hpp"
+#include "featpool/file_identity.hpp"
 #include "featpool/hdf5.hpp"
 #include "featpool/npy.hpp"
 #include "featpool/zip.hpp"
@@ -188,6 +189,19 @@ void write_standard_output(std::ostream& out, std::string_view text) {
   if (!out)
     throw error(
         "-", std::string("cannot write: ") + (errno ? std::strerror(errno) : "the write failed"));
+}
+
+std::optional<std::string> output_refusal(const std::string& output,
+                                          const std::vector<input_file>& inputs, bool force) {
+  auto identity = identity_of(output);
+  if (!identity) return std::nullopt;
+  for (const auto& input : inputs) {
+    if (!input.stream && identity_of(input.path) == identity) {
+      return "the output is one of the inputs";
+    }
+  }
+  if (!force) return "exists; pass --force to overwrite it";
+  return std::nullopt;
 }
 
 bool is_temporary_name(const std::string& file_name) {

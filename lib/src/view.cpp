@@ -13,7 +13,6 @@
 #include "featpool/discover.hpp"
 #include "featpool/error.hpp"
 #include "featpool/exit_code.hpp"
-#include "featpool/file_identity.hpp"
 #include "featpool/interrupt.hpp"
 #include "featpool/png_encoder.hpp"
 #include "featpool/sink.hpp"
@@ -81,16 +80,6 @@ layout layout_of(const tensor_info& info, const std::optional<layout>& given) {
                             info.shape.size()));
   }
   return *by_rank;
-}
-
-void check_output(const view_options& options, const input_file& input) {
-  if (options.output.empty() || options.output == "-") return;
-  auto output = identity_of(options.output);
-  if (!output) return;
-  if (!input.stream && identity_of(input.path) == output) {
-    throw error(options.output, "the output is the input");
-  }
-  if (!options.force) throw error(options.output, "exists; pass --force to overwrite it");
 }
 
 void check_png_size(const grid_geometry& grid, const std::string& output) {
@@ -170,9 +159,11 @@ int run_view(const view_options& options, std::ostream& out, const view_terminal
                             options.cols, options.tile);
   bool png = !options.output.empty();
   if (png) check_png_size(grid, options.output);
-  check_output(options, tensor.file);
   std::optional<temporary_file> file;
   if (png && options.output != "-") {
+    if (auto refusal = output_refusal(options.output, {tensor.file}, options.force)) {
+      throw error(options.output, *refusal);
+    }
     file.emplace(options.output, options.force ? on_existing::replace : on_existing::refuse);
   }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "featpool/discover.hpp"
 #include "featpool/pool.hpp"
 #include "featpool/version.hpp"
 
@@ -67,6 +68,12 @@ enum class on_existing { replace, refuse };
 // name cut short when the whole would pass the file system's name limit).
 std::unique_ptr<tensor_sink> create_sink(output_format format, const std::string& target, bool sync,
                                          on_existing existing = on_existing::replace);
+
+// Why the one output file `output` may not be written, or nothing: it is one
+// of `inputs` (through any link; never written, even with `force`), or it
+// exists and `force` is not set.
+std::optional<std::string> output_refusal(const std::string& output,
+                                          const std::vector<input_file>& inputs, bool force);
 
 // One NPY stream on standard output.
 std::unique_ptr<tensor_sink> create_stdout_sink();
